@@ -1,0 +1,263 @@
+"""The `fraudtune` command: one sub-command per stage; each calls the function of the same name."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from fraudtune.config import RunConfig, load_config
+from fraudtune.errors import FraudtuneError
+
+VERBS = ("data", "train", "predict", "evaluate", "forgetting", "tune", "roi", "report", "dashboard", "demo")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except FraudtuneError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; finished artifacts are kept, rerun with --resume to continue", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fraudtune", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(title="stages", metavar="{" + ",".join(VERBS) + "}")
+
+    data = sub.add_parser("data", help="generate, import, validate the training data").add_subparsers(metavar="ACTION")
+    p = data.add_parser("generate", help="generate the chat data set from an issuer profile")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--n", type=int, default=None, help="number of examples (default: data.n)")
+    p.add_argument("--seed", type=int, default=None, help="generator seed (default: data.seed)")
+    p.add_argument("--profile", type=Path, default=None, help="issuer profile YAML (default: data.profile)")
+    _config_args(p, run_dir=False)
+    p.set_defaults(func=_data_generate)
+    p = data.add_parser("validate", help="check a chat JSONL file (or a data folder) and report")
+    p.add_argument("path", type=Path, help="chat JSONL file, or a folder with train/val/test.jsonl")
+    p.add_argument("--scrub", action="store_true", help="write a PII-masked copy beside the file")
+    p.add_argument("--max-length", type=int, default=None, help="token limit (default: data.max_length)")
+    p.add_argument("--no-tokens", action="store_true", help="skip token counts (no tokenizer needed)")
+    _config_args(p, run_dir=False)
+    p.set_defaults(func=_data_validate)
+    p = data.add_parser("import-csv", help="turn a labelled transaction CSV into the training files")
+    p.add_argument("csv", type=Path, help="the user's labelled transactions")
+    p.add_argument("--map", type=Path, required=True, help="column mapping YAML (see configs/csv_mapping.example.yaml)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--profile", type=Path, default=None, help="issuer profile used to explain (not to label)")
+    _config_args(p, run_dir=False)
+    p.set_defaults(func=_data_import_csv)
+
+    p = sub.add_parser("train", help="LoRA (or full) fine-tuning; keeps the best adapter by validation loss")
+    _config_args(p)
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of the run")
+    p.add_argument("--allow-pii", action="store_true", help="train even if the data holds unscrubbed PII")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("predict", help="score (and explain) transactions with an adapter")
+    p.add_argument("--adapter", type=Path, required=True, help="adapter folder (RUN/fraud-lora-adapter)")
+    p.add_argument("--input", type=Path, required=True, help="transactions JSONL (SPEC section 1)")
+    p.add_argument("--output", type=Path, required=True, help="predictions JSONL")
+    p.add_argument("--no-explain", action="store_true", help="label and probability only (one forward pass)")
+    p.add_argument("--batch-size", type=int, default=16, help="transactions per forward pass")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("evaluate", help="compare the adapter with the baselines on the test split")
+    _config_args(p)
+    p.add_argument("--test", type=Path, default=None, help="test chat JSONL (default: RUN/data/test.jsonl)")
+    p.add_argument("--test-n", type=int, default=None, help="draw a fresh test set of N from the profile")
+    p.add_argument("--baseline-url", default=None, help="OpenAI-compatible endpoint for the optional api baseline")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("forgetting", help="general skills before/after fine-tuning; prevention strategies")
+    _config_args(p)
+    p.add_argument("--benchmark", type=Path, default=None, help="extra multiple-choice JSONL (question, choices, answer)")
+    p.add_argument("--strategies", action="store_true", help="train and compare the prevention strategies")
+    p.set_defaults(func=_forgetting)
+
+    p = sub.add_parser("tune", help="hyperparameter search (phased grid or TPE) over train()")
+    _config_args(p)
+    p.add_argument("--storage", default=None, help="SQLAlchemy URL shared by workers (default: sqlite in RUN/tune)")
+    p.add_argument("--study", default=None, help="study name")
+    p.add_argument("--budget", choices=("small", "full"), default=None, help="small subset or the whole grid")
+    p.add_argument("--techniques", action="store_true", help="measure the advanced techniques instead")
+    p.set_defaults(func=_tune)
+
+    p = sub.add_parser("roi", help="cost-benefit analysis from measured tokens and times")
+    _config_args(p)
+    p.add_argument("--preset", choices=("seed", "measured"), default=None, help="seed figures or measured run data")
+    p.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    p.set_defaults(func=_roi)
+
+    p = sub.add_parser("report", help="charts, dashboard and (with --docs) the guides from run results")
+    _config_args(p)
+    p.add_argument("--docs", action="store_true", help="regenerate the guides under docs/")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("dashboard", help="serve RUN/report/dashboard.html on localhost")
+    _config_args(p)
+    p.add_argument("--port", type=int, default=8765)
+    p.set_defaults(func=_dashboard)
+
+    p = sub.add_parser("demo", help="the whole pipeline: data, train, evaluate, forgetting, roi, report")
+    _config_args(p)
+    p.add_argument("--resume", action="store_true", help="continue a killed demo")
+    p.set_defaults(func=_demo)
+    return parser
+
+
+def _config_args(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
+    p.add_argument("--config", type=Path, default=None, help="run config YAML (default: built-in defaults)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. lora.r=16 (repeatable)")
+    if run_dir:
+        p.add_argument("--run-dir", type=Path, default=None, help="run folder (default: runs/<name>)")
+
+
+def _cfg(args: argparse.Namespace) -> RunConfig:
+    return load_config(args.config, args.overrides)
+
+
+def _run_dir(args: argparse.Namespace, cfg: RunConfig) -> Path:
+    return args.run_dir if args.run_dir is not None else Path("runs") / cfg.name
+
+
+def _data_generate(args: argparse.Namespace) -> int:
+    from fraudtune.data.generate import generate
+
+    cfg = _cfg(args)
+    summary = generate(args.out, profile_path=args.profile or cfg.data.profile, n=args.n or cfg.data.n,
+                       seed=cfg.data.seed if args.seed is None else args.seed, data_cfg=cfg.data)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _data_validate(args: argparse.Namespace) -> int:
+    from fraudtune.data.validate import validate
+
+    cfg = _cfg(args)
+    report = validate(args.path, scrub=args.scrub, max_length=args.max_length or cfg.data.max_length,
+                      count_tokens=not args.no_tokens)
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+def _data_import_csv(args: argparse.Namespace) -> int:
+    from fraudtune.data.importers import import_csv
+
+    cfg = _cfg(args)
+    summary = import_csv(args.csv, args.map, args.out, profile_path=args.profile or cfg.data.profile, data_cfg=cfg.data)
+    print(json.dumps({k: v for k, v in summary.items() if k != "errors"}, indent=2))
+    for err in summary.get("errors", []):
+        print(err, file=sys.stderr)
+    return 1 if summary.get("errors") else 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from fraudtune.train import train
+
+    cfg = _cfg(args)
+    if args.allow_pii:
+        cfg.data.allow_pii = True
+    summary = train(cfg, _run_dir(args, cfg), resume=args.resume)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from fraudtune.predict import predict_file
+
+    summary = predict_file(args.adapter, args.input, args.output, explain=not args.no_explain,
+                           batch_size=args.batch_size)
+    for err in summary.pop("errors", []):
+        print(err, file=sys.stderr)
+    print(json.dumps(summary, indent=2))
+    return 1 if summary.get("rejected") else 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from fraudtune.evaluate.suite import evaluate, render_table
+
+    cfg = _cfg(args)
+    if args.baseline_url:
+        cfg.eval.baseline_url = args.baseline_url
+    result = evaluate(cfg, _run_dir(args, cfg), test_file=args.test, test_n=args.test_n)
+    print(render_table(result))
+    return 0
+
+
+def _forgetting(args: argparse.Namespace) -> int:
+    from fraudtune.forgetting import forgetting
+
+    cfg = _cfg(args)
+    if args.benchmark:
+        cfg.forgetting.benchmark = args.benchmark
+    result = forgetting(cfg, _run_dir(args, cfg), strategies=args.strategies)
+    print(result["markdown"])
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from fraudtune.tune import tune
+
+    cfg = _cfg(args)
+    for key in ("storage", "study", "budget"):
+        if getattr(args, key):
+            setattr(cfg.tune, key, getattr(args, key))
+    result = tune(cfg, _run_dir(args, cfg), techniques=args.techniques)
+    print(result["markdown"])
+    return 0
+
+
+def _roi(args: argparse.Namespace) -> int:
+    from fraudtune.roi import render_markdown, roi
+
+    cfg = _cfg(args)
+    run_dir = args.run_dir
+    preset = args.preset or ("measured" if run_dir else "seed")
+    result = roi(cfg, run_dir, preset=preset)
+    print(json.dumps(result, indent=2) if args.json else render_markdown(result))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from fraudtune.report import report
+
+    cfg = _cfg(args)
+    out = report(cfg, _run_dir(args, cfg), docs=args.docs)
+    print(f"report: {out}")
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from fraudtune.report.dashboard import serve
+
+    cfg = _cfg(args)
+    serve(_run_dir(args, cfg), port=args.port)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from fraudtune.demo import demo
+
+    cfg = _cfg(args)
+    summary = demo(cfg, _run_dir(args, cfg), resume=args.resume)
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

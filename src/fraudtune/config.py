@@ -1,0 +1,213 @@
+"""The typed run configuration: every default lives here; YAML files and `key=value` overrides adjust it.
+
+Precedence: these defaults < `--config FILE.yaml` < `--set section.key=value`. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fraudtune.errors import FraudtuneError
+
+
+class Section(BaseModel):
+    """Base settings for every config section: misspelt keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class DataConfig(Section):
+    profile: Path = Field(Path("configs/profiles/demo_issuer.yaml"), description="Issuer profile YAML (company knowledge).")
+    n: int = Field(500, ge=8, le=1_000_000, description="Number of examples to generate (SPEC 4 ratios).")
+    seed: int = Field(7, description="Seed of the data generator (independent of the training seed).")
+    train_frac: float = Field(0.8, gt=0, lt=1, description="Share of each category x label stratum in train.")
+    val_frac: float = Field(0.1, gt=0, lt=1, description="Share of each stratum in validation; the rest is test.")
+    max_length: int = Field(512, ge=32, description="Token limit of one chat example; longer ones are truncated.")
+    allow_pii: bool = Field(False, description="Train even if the PII scan finds unscrubbed card numbers, emails...")
+
+    @model_validator(mode="after")
+    def _fractions(self) -> DataConfig:
+        if self.train_frac + self.val_frac >= 1:
+            raise ValueError(f"data.train_frac + data.val_frac ({self.train_frac + self.val_frac}) must be < 1")
+        return self
+
+
+class ModelConfig(Section):
+    name: Literal["smollm2-135m-instruct", "tiny-random", "local"] = Field(
+        "smollm2-135m-instruct", description="Base model: the shipped SmolLM2, a tiny random Llama (tests), or a local HF dir."
+    )
+    path: Path | None = Field(None, description="Folder of a local Hugging Face model (model.name=local).")
+    tiny_layers: int = Field(2, ge=1, description="Layers of the tiny random Llama.")
+    tiny_hidden: int = Field(16, ge=8, description="Hidden size of the tiny random Llama.")
+
+    @model_validator(mode="after")
+    def _path(self) -> ModelConfig:
+        if self.name == "local" and self.path is None:
+            raise ValueError("model.path is required when model.name is 'local'")
+        return self
+
+
+class LoraConfig(Section):
+    method: Literal["lora", "full"] = Field("lora", description="LoRA adapters, or full fine-tuning of all weights.")
+    r: int = Field(8, ge=1, le=1024, description="LoRA rank.")
+    alpha: int = Field(16, ge=1, description="LoRA alpha (scale = alpha / r).")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        ["q_proj", "v_proj"], description="Modules that get adapters, or 'all-linear'."
+    )
+    bias: Literal["none", "all", "lora_only"] = Field("none", description="Which biases train.")
+
+
+class TrainConfig(Section):
+    epochs: int = Field(3, ge=1, le=100, description="Passes over the training split.")
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run all epochs).")
+    batch_size: int = Field(4, ge=1, description="Examples per device per forward pass.")
+    grad_accum: int = Field(1, ge=1, description="Forward passes per optimizer step.")
+    lr: float = Field(2e-4, gt=0, le=1, description="Peak learning rate.")
+    warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps.")
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
+        "linear", description="Learning-rate decay after warm-up."
+    )
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="Mixed precision: auto = bf16 where the CPU/GPU supports it, else fp32."
+    )
+    early_stopping_patience: int = Field(2, ge=0, description="Epochs without val-loss improvement before stopping (0: off).")
+    logging_steps: int = Field(10, ge=1, description="Optimizer steps between metrics.jsonl lines.")
+    eval_batch_size: int = Field(16, ge=1, description="Batch size for validation loss and scoring.")
+    threads: int = Field(0, ge=0, description="torch CPU threads (0: torch's default).")
+    group_by_length: bool = Field(True, description="Batch examples of similar length to avoid padding waste.")
+    seed: int = Field(42, description="Training seed, set before the adapter is created.")
+    general_mix: float = Field(0.0, ge=0, lt=1, description="Share of general instruction data mixed into training.")
+
+
+class EvalConfig(Section):
+    test_n: int = Field(0, ge=0, description="If > 0, draw a fresh test set of this size from the profile.")
+    test_seed: int = Field(1007, description="Seed of the fresh test set.")
+    few_shot_k: int = Field(2, ge=0, le=16, description="Few-shot examples in the prompted baseline's prompt.")
+    consistency_runs: int = Field(10, ge=2, description="Sampled answers per transaction for consistency.")
+    temperature: float = Field(0.7, gt=0, description="Sampling temperature for consistency.")
+    generation_subset: int = Field(50, ge=0, description="Transactions used for generation-based metrics (0: all).")
+    max_new_tokens: int = Field(96, ge=8, description="Token limit of a generated explanation.")
+    bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
+    production_fraud_rate: float = Field(0.05, gt=0, lt=1, description="Fraud prevalence for reweighted precision.")
+    target_fpr: float = Field(0.01, gt=0, lt=1, description="False-positive rate the operating threshold must meet.")
+    price_prompt_per_1k: float = Field(0.0015, ge=0, description="$ per 1K prompt tokens (both regimes).")
+    price_completion_per_1k: float = Field(0.002, ge=0, description="$ per 1K completion tokens (both regimes).")
+    baseline_url: str | None = Field(None, description="Optional OpenAI-compatible chat endpoint for the api baseline.")
+    baseline_key_env: str = Field("OPENAI_API_KEY", description="Env var holding the api baseline's key.")
+    baseline_model: str = Field("gpt-4o-mini", description="Model name sent to the api baseline.")
+
+
+class ForgettingConfig(Section):
+    benchmark: Path | None = Field(None, description="Extra multiple-choice JSONL (question, choices, answer).")
+    benchmark_n: int = Field(200, ge=0, description="Items of the external benchmark used (0: all).")
+    max_new_tokens: int = Field(48, ge=4, description="Token limit of generated answers.")
+    bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples for the deltas.")
+    fast: bool = Field(False, description="Smaller probe sets (used by make demo).")
+
+
+class TuneConfig(Section):
+    study: str = Field("fraudtune-grid", description="Optuna study name.")
+    storage: str | None = Field(None, description="SQLAlchemy URL; default sqlite file in RUN/tune/study.db.")
+    budget: Literal["small", "full"] = Field("small", description="small: documented subset; full: the whole grid.")
+    ranks: list[int] = Field([4, 8, 16, 32], description="Phase 1 ranks.")
+    lrs: list[float] = Field([1e-5, 2e-5, 5e-5, 1e-4, 2e-4], description="Phase 2 learning rates.")
+    epochs: list[int] = Field([1, 2, 3, 4, 5], description="Phase 3 epoch counts.")
+    alphas: list[int] = Field([], description="Optional phase: alpha values.")
+    batch_sizes: list[int] = Field([], description="Optional phase: batch sizes.")
+    sampler: Literal["grid", "tpe"] = Field("grid", description="Phased grid, or TPE with a pruner.")
+    pruner: Literal["none", "median", "successive_halving"] = Field("none", description="Pruner on per-epoch val loss.")
+    n_trials: int = Field(0, ge=0, description="TPE trials (0: as many as the grid).")
+
+
+class RoiConfig(Section):
+    preset: Literal["seed", "measured"] = Field("measured", description="seed: the seed's fixed figures; measured: run data.")
+    dataset_hours: float = Field(40.0, ge=0, description="Hours to build and label the data set.")
+    validation_hours: float = Field(20.0, ge=0, description="Hours to validate the model.")
+    hourly_rate: float = Field(75.0, ge=0, description="$ per engineer hour.")
+    compute_per_hour: float = Field(2.5, ge=0, description="$ per training-machine hour.")
+    requests_per_day: float = Field(10_000, gt=0, description="Scoring volume.")
+    price_prompted_per_1k_tokens: float = Field(0.01, ge=0, description="$ per 1K tokens, prompted large model.")
+    price_finetuned_per_1k_tokens: float = Field(0.01, ge=0, description="$ per 1K tokens, fine-tuned model.")
+    retrains_per_year: float = Field(4, ge=0, description="Retraining frequency.")
+    fraud_rate: float = Field(0.01, gt=0, lt=1, description="Share of transactions that are fraud.")
+    avg_fraud_loss: float = Field(500.0, ge=0, description="$ lost per missed fraud.")
+    review_cost: float = Field(5.0, ge=0, description="$ per false-positive review.")
+
+
+class RunConfig(Section):
+    name: str = Field("demo", description="Run name; the run directory is runs/<name> unless --run-dir is given.")
+    seed: int = Field(42, description="Global seed; every random choice derives from it.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    forgetting: ForgettingConfig = Field(default_factory=ForgettingConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
+    roi: RoiConfig = Field(default_factory=RoiConfig)
+
+
+def load_config(path: Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Defaults, then the YAML file, then `section.key=value` overrides; validated as a whole."""
+    raw: dict[str, Any] = {}
+    where = "defaults"
+    if path is not None:
+        path = Path(path)
+        where = str(path)
+        if not path.exists():
+            raise FraudtuneError(f"{path}: config file not found")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise FraudtuneError(f"{path}: invalid YAML ({exc})") from exc
+        if not isinstance(raw, dict):
+            raise FraudtuneError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
+    for item in overrides or []:
+        _apply_override(raw, item)
+        where = f"{where} + overrides"
+    return validate_config(raw, where)
+
+
+def validate_config(raw: dict[str, Any], where: str = "config") -> RunConfig:
+    """Build a RunConfig, turning pydantic's report into one line per bad key."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise FraudtuneError(f"{where}: " + "; ".join(_format_error(e) for e in exc.errors())) from None
+
+
+def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
+    """Plain YAML-ready dict of the resolved config."""
+    return cfg.model_dump(mode="json")
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    if "=" not in item:
+        raise FraudtuneError(f"override '{item}': expected section.key=value, e.g. lora.r=16")
+    key, value = item.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise FraudtuneError(f"override '{item}': '{part}' is not a section")
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise FraudtuneError(f"override '{item}': value is not valid YAML ({exc})") from exc
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "config"
+    if err["type"] == "extra_forbidden":
+        return f"{loc}: unknown key"
+    value = err.get("input")
+    shown = f" ({value!r})" if not isinstance(value, dict | list) else ""
+    return f"{loc}{shown}: {err['msg']}"

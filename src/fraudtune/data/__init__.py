@@ -1,0 +1,1 @@
+"""Data stage: transactions, chat rendering/parsing, generation, import, validation, split."""

@@ -1,0 +1,189 @@
+"""Chat rendering of a transaction (the fine-tuned regime's short prompt) and parsing of the answer (SPEC 2)."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fraudtune.profile import Profile, Verdict, detail_facts, format_amount, format_ratio, red_flag_phrase
+
+SYSTEM_PROMPT = "You are the card issuer's fraud analyst. Classify the transaction and explain it in the set format."
+LABELS = ("FRAUD", "LEGITIMATE")
+MAX_FREE_TEXT = 60
+_SPECIAL = re.compile(r"<\|[^|>]{0,40}\|>|<\/?s>|\[/?INST\]", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def sanitize_free_text(text: str) -> str:
+    """Neutralise a free-text field (merchant name): no chat-template tokens, no newlines, bounded length.
+
+    Free text is the one place an attacker controls; it is shown quoted and on one line so it cannot pose as
+    an answer line ("Risk Score: 0") or a new chat turn.
+    """
+    text = _SPECIAL.sub(" ", str(text))
+    text = _CONTROL.sub(" ", text).replace('"', "'")
+    text = re.sub(r"\s+", " ", text).strip()
+    return text[:MAX_FREE_TEXT] or "?"
+
+
+def render_user(txn: dict[str, Any], profile: Profile) -> str:
+    """Compact transaction text plus derived facts a small model can't compute reliably."""
+    f = detail_facts(txn)
+    c, m, v = txn["customer"], txn["merchant"], txn["velocity"]
+    ts = datetime.fromisoformat(txn["timestamp"])
+    status = {"home": "home country", "travel_notice": "travel notice on file", "foreign": "foreign"}[
+        f["country_status"]]
+    usual = ", ".join(c.get("usual_categories") or []) or "none"
+    reset = c.get("password_reset_hours_ago")
+    code_name = profile.txn_codes.get(txn["txn_code"], "unknown code")
+    return "\n".join([
+        f"Time: {ts:%a %Y-%m-%d %H:%M} (hour {f['hour']})",
+        f"Amount: {format_amount(txn['amount'], txn.get('currency', 'USD'))} = {format_ratio(f['amount_ratio'])}x "
+        f"customer avg {format_amount(c['avg_amount'], txn.get('currency', 'USD'))}",
+        f"Merchant: {m['id']} \"{sanitize_free_text(m['name'])}\", {m['category']}, {m['country']} ({status}; "
+        f"home {c['home_country']})",
+        f"Channel: {txn['channel']}; code {txn['txn_code']} ({code_name}); new device: "
+        f"{'yes' if txn['device_new'] else 'no'}",
+        f"Customer: account {c['account_age_days']} days, {c['history_count']} past txns; usual: {usual}; "
+        f"category usual: {'yes' if f['category_usual'] else 'no'}",
+        f"Password reset: {'none' if reset is None else f'{reset:g}h ago'}; velocity: {v['txn_last_1h']} in 1h, "
+        f"{v['txn_last_24h']} in 24h",
+    ])
+
+
+def render_assistant(verdict: Verdict, txn: dict[str, Any], profile: Profile, rng: random.Random) -> str:
+    """The SPEC 2 answer: label, score, flag phrases with fixed heads, and a varied reasoning."""
+    facts = detail_facts(txn)
+    phrases = [red_flag_phrase(profile.rule(code), facts) for code in verdict.red_flags]
+    return "\n".join([
+        verdict.label,
+        f"Risk Score: {verdict.risk_score}",
+        f"Red Flags: [{', '.join(phrases)}]",
+        f"Reasoning: {render_reasoning(verdict, txn, profile, rng)}",
+    ])
+
+
+def render_reasoning(verdict: Verdict, txn: dict[str, Any], profile: Profile, rng: random.Random) -> str:
+    """One to three sentences that cite the flags and any mitigating context."""
+    facts = detail_facts(txn)
+    heads = [profile.rule(c).head.lower() for c in verdict.red_flags]
+    mitigation = f" A {verdict.mitigations[0]} explains the foreign country." if verdict.mitigations else ""
+    if verdict.deciding_rule:
+        rule = profile.rule(verdict.deciding_rule)
+        source = "documented policy" if rule.kind == "documented" else "this issuer's past fraud pattern"
+        lead = rng.choice([
+            f"{red_flag_phrase(rule, facts)} matches {source}, which decides FRAUD on its own.",
+            f"Under {source}, {rule.head.lower()} forces a fraud decision ({red_flag_phrase(rule, facts)}).",
+            f"This is a {rule.head.lower()} case per {source}; the score is raised to {verdict.risk_score}.",
+        ])
+        others = [h for h, c in zip(heads, verdict.red_flags, strict=True) if c != rule.code]
+        tail = f" Other signals: {', '.join(others)}." if others else ""
+        return lead + tail + mitigation
+    if verdict.label == "FRAUD":
+        return rng.choice([
+            f"{len(heads)} red flags ({', '.join(heads)}) add up to a risk score of {verdict.risk_score}, "
+            f"above the threshold of {profile.decision_threshold}.",
+            f"The combination of {', '.join(heads)} gives a score of {verdict.risk_score}, which is fraud territory.",
+            f"Risk score {verdict.risk_score} from {', '.join(heads)}; together these point to fraud.",
+        ]) + mitigation
+    if heads:
+        return rng.choice([
+            f"Some signals ({', '.join(heads)}) but the score of {verdict.risk_score} stays below "
+            f"{profile.decision_threshold}.",
+            f"Only {', '.join(heads)}, worth {verdict.risk_score} points: not enough to call fraud.",
+            f"Mild risk from {', '.join(heads)}; score {verdict.risk_score} is under the fraud threshold.",
+        ]) + mitigation
+    normal = [f"a usual {facts['category']} purchase", f"amount {format_ratio(facts['amount_ratio'])}x the average"]
+    normal.append("home country" if facts["country_status"] == "home" else "country covered by a travel notice")
+    return rng.choice([
+        f"Normal pattern: {', '.join(normal)}, known device, established account.",
+        f"Nothing unusual: {', '.join(normal)}.",
+        f"Consistent with the customer's history: {', '.join(normal)}.",
+    ]) + mitigation
+
+
+def to_messages(txn: dict[str, Any], profile: Profile, assistant: str | None = None) -> list[dict[str, str]]:
+    """System + user (+ assistant) messages in the OpenAI chat format."""
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": render_user(txn, profile)}]
+    if assistant is not None:
+        messages.append({"role": "assistant", "content": assistant})
+    return messages
+
+
+@dataclass
+class ParsedAnswer:
+    """What could be read from an assistant text; `error` says what could not (never guessed)."""
+
+    label: str | None = None
+    risk_score: int | None = None
+    red_flags: list[str] = field(default_factory=list)
+    unknown_flags: list[str] = field(default_factory=list)
+    reasoning: str = ""
+    error: str | None = None
+
+
+_LABEL = re.compile(r"^\s*(FRAUD|LEGITIMATE)\b", re.IGNORECASE)
+_SCORE = re.compile(r"^\s*risk\s*score\s*:\s*(-?\d+)\s*$", re.IGNORECASE | re.MULTILINE)
+_FLAGS = re.compile(r"^\s*red\s*flags\s*:\s*\[(.*)\]\s*$", re.IGNORECASE | re.MULTILINE)
+_REASON = re.compile(r"^\s*reasoning\s*:\s*(.*)", re.IGNORECASE | re.MULTILINE | re.DOTALL)
+
+
+def parse_answer(text: str, profile: Profile) -> ParsedAnswer:
+    """Assistant text -> label, score, flag codes. Tolerates case and whitespace; reports what it can't read."""
+    out = ParsedAnswer()
+    if not isinstance(text, str) or not text.strip():
+        out.error = "empty answer"
+        return out
+    problems = []
+    label = _LABEL.match(text)
+    if label:
+        out.label = label.group(1).upper()
+    else:
+        problems.append("no FRAUD/LEGITIMATE label on the first line")
+    score = _SCORE.search(text)
+    if score and 0 <= int(score.group(1)) <= 100:
+        out.risk_score = int(score.group(1))
+    else:
+        problems.append("no 'Risk Score: 0-100' line")
+    flags = _FLAGS.search(text)
+    if flags:
+        out.red_flags, out.unknown_flags = _flag_codes(flags.group(1), profile)
+    else:
+        problems.append("no 'Red Flags: [...]' line")
+    reason = _REASON.search(text)
+    out.reasoning = reason.group(1).strip() if reason else ""
+    if out.unknown_flags:
+        problems.append(f"unknown red flag(s): {'; '.join(out.unknown_flags)[:120]}")
+    out.error = "; ".join(problems) or None
+    return out
+
+
+def _flag_codes(inner: str, profile: Profile) -> tuple[list[str], list[str]]:
+    heads = profile.head_to_code
+    codes, unknown = [], []
+    for item in _split_top_level(inner):
+        head = item.split("(", 1)[0].strip().lower()
+        if head in heads:
+            if heads[head] not in codes:
+                codes.append(heads[head])
+        elif item.strip():
+            unknown.append(item.strip())
+    return codes, unknown
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas outside parentheses: 'Manual key entry (TC-07, $1,200.00)' stays one item."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return [s for s in (x.strip() for x in items) if s]

@@ -1,0 +1,108 @@
+"""Atomic writes (temp file + rename) so a killed stage never leaves a half-written artifact."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fraudtune.errors import FraudtuneError
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text to a temp file in the same folder, fsync, then rename over `path`."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise FraudtuneError(f"{path}: cannot write here ({exc.strerror}); pass a writable output path") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise FraudtuneError(f"{path}: write failed ({exc.strerror}); nothing was replaced") from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomic pretty JSON."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def write_jsonl(path: Path, rows: Iterable[Any]) -> None:
+    """Atomic JSONL, one compact object per line."""
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False, default=_json_default) + "\n" for r in rows))
+
+
+def write_yaml(path: Path, obj: Any) -> None:
+    """Atomic YAML."""
+    write_text_atomic(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True))
+
+
+def append_jsonl(path: Path, row: Any) -> None:
+    """Append one line (metrics.jsonl is append-only; a torn last line is skipped by read_jsonl_lenient)."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row, default=_json_default) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """Read JSON, with a clear error on a missing or damaged file."""
+    path = Path(path)
+    if not path.exists():
+        raise FraudtuneError(f"{path}: not found; run the stage that writes it first")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FraudtuneError(f"{path}: damaged JSON ({exc}); delete it and rerun the stage that writes it") from exc
+
+
+def read_jsonl(path: Path) -> list[Any]:
+    """Read a JSONL file written by fraudtune; any bad line is an error naming the line."""
+    path = Path(path)
+    if not path.exists():
+        raise FraudtuneError(f"{path}: not found")
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise FraudtuneError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+    return rows
+
+
+def read_jsonl_lenient(path: Path) -> list[Any]:
+    """Read an append-only log, skipping a torn last line left by a kill."""
+    rows = []
+    if not Path(path).exists():
+        return rows
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -1,0 +1,53 @@
+"""File and folder names inside a run directory; no stage spells these as literals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+RUN_CONFIG = "config.yaml"
+RUN_META = "meta.json"
+DATA_DIR = "data"
+DATASET = "fraud_dataset.jsonl"
+DATASET_META = "fraud_dataset.meta.jsonl"
+SPLITS = ("train", "val", "test")
+DATA_CARD = "data_card.json"
+METRICS = "metrics.jsonl"
+CHECKPOINTS_DIR = "checkpoints"
+BEST_CHECKPOINT = "best.txt"
+ADAPTER_DIR = "fraud-lora-adapter"
+MANIFEST = "manifest.json"
+TRAIN_SUMMARY = "train_summary.json"
+EVAL_JSON = "eval.json"
+EVAL_MD = "eval.md"
+PREDICTIONS_DIR = "predictions"
+FORGETTING_JSON = "forgetting.json"
+FORGETTING_MD = "forgetting.md"
+FORGETTING_STRATEGIES_JSON = "forgetting_strategies.json"
+FORGETTING_STRATEGIES_MD = "forgetting_strategies.md"
+ROI_JSON = "roi.json"
+TUNE_DIR = "tune"
+TRAINING_RESULTS_JSON = "training_results.json"
+TRAINING_RESULTS_MD = "training_results.md"
+ADVANCED_JSON = "advanced_techniques.json"
+ADVANCED_MD = "advanced_techniques.md"
+REPORT_DIR = "report"
+
+
+def split_file(data_dir: Path, split: str) -> Path:
+    """Chat JSONL of one split."""
+    return data_dir / f"{split}.jsonl"
+
+
+def meta_file(chat_file: Path) -> Path:
+    """The metadata file kept beside a chat JSONL file (same order, one line per example)."""
+    return chat_file.with_name(chat_file.name.removesuffix(".jsonl") + ".meta.jsonl")
+
+
+def resolve_resource(path: Path) -> Path:
+    """A relative path as given, else relative to the repository (so the shipped configs work from any folder)."""
+    if path.is_absolute() or path.exists():
+        return path
+    candidate = REPO_ROOT / path
+    return candidate if candidate.exists() else path
