@@ -127,18 +127,44 @@ class TuneConfig(Section):
 
 
 class RoiConfig(Section):
-    preset: Literal["seed", "measured"] = Field("measured", description="seed: the seed's fixed figures; measured: run data.")
-    dataset_hours: float = Field(40.0, ge=0, description="Hours to build and label the data set.")
-    validation_hours: float = Field(20.0, ge=0, description="Hours to validate the model.")
-    hourly_rate: float = Field(75.0, ge=0, description="$ per engineer hour.")
-    compute_per_hour: float = Field(2.5, ge=0, description="$ per training-machine hour.")
-    requests_per_day: float = Field(10_000, gt=0, description="Scoring volume.")
-    price_prompted_per_1k_tokens: float = Field(0.01, ge=0, description="$ per 1K tokens, prompted large model.")
-    price_finetuned_per_1k_tokens: float = Field(0.01, ge=0, description="$ per 1K tokens, fine-tuned model.")
-    retrains_per_year: float = Field(4, ge=0, description="Retraining frequency.")
-    fraud_rate: float = Field(0.01, gt=0, lt=1, description="Share of transactions that are fraud.")
+    """Cost-benefit inputs; the defaults reproduce the seed's figures (docs/COST_BENEFIT_ANALYSIS.md gives sources)."""
+
+    requests_per_day: float = Field(10_000, gt=0, description="Scoring volume (requests per day).")
+    hourly_rate: float = Field(75.0, ge=0, description="$ per engineer hour (labelling, validation, retraining).")
+    dataset_minutes_per_example: float = Field(
+        4.8, ge=0, description="Engineer minutes to build and label one example; x data-set size = dataset hours."
+    )
+    validation_hours: float = Field(10.0, ge=0, description="Engineer hours to validate a trained model.")
+    gpu_per_hour: float = Field(2.5, ge=0, description="$ per hour of a cloud GPU (training on cuda).")
+    cpu_per_hour: float = Field(0.2, ge=0, description="$ per hour of a CPU machine (training on cpu; self-hosting).")
+    prompted_prompt_per_1k: float = Field(0.01, ge=0, description="$ per 1K prompt tokens, prompted base model.")
+    prompted_completion_per_1k: float = Field(0.01, ge=0, description="$ per 1K completion tokens, prompted model.")
+    finetuned_prompt_per_1k: float = Field(0.02, ge=0, description="$ per 1K prompt tokens, hosted fine-tuned model.")
+    finetuned_completion_per_1k: float = Field(0.02, ge=0, description="$ per 1K completion tokens, fine-tuned model.")
+    retrains_per_year: float = Field(4, ge=0, description="Retrains a year (rule changes that need new training).")
+    retrain_dataset_hours: float = Field(8.0, ge=0, description="Engineer hours to add examples for one retrain.")
+    prompt_update_hours: float = Field(2.0, ge=0, description="Engineer hours to edit the rulebook prompt per change.")
+    min_examples: int = Field(200, ge=0, description="Below this many labelled examples the framework says prompt.")
+    fraud_rate: float = Field(0.01, gt=0, lt=1, description="Share of scored transactions that are fraud.")
     avg_fraud_loss: float = Field(500.0, ge=0, description="$ lost per missed fraud.")
     review_cost: float = Field(5.0, ge=0, description="$ per false-positive review.")
+    serving_concurrency: int = Field(1, ge=1, description="Requests one self-hosted CPU machine serves at once.")
+    seed_examples: int = Field(500, ge=1, description="Seed preset: labelled examples (SPEC 4).")
+    seed_train_hours: float = Field(8.0, ge=0, description="Seed preset: GPU hours of training.")
+    seed_prompted_prompt_tokens: float = Field(2800, ge=0, description="Seed preset: prompt tokens, prompted model.")
+    seed_prompted_completion_tokens: float = Field(200, ge=0, description="Seed preset: completion tokens, prompted.")
+    seed_finetuned_prompt_tokens: float = Field(300, ge=0, description="Seed preset: prompt tokens, fine-tuned model.")
+    seed_finetuned_completion_tokens: float = Field(200, ge=0, description="Seed preset: completion tokens, tuned.")
+    sensitivity_volumes: list[float] = Field(
+        [1_000, 5_000, 10_000, 50_000, 100_000], description="Requests/day rows of the sensitivity and decision tables."
+    )
+    sensitivity_price_ratios: list[float] = Field(
+        [1.5, 2, 3, 5, 10], description="Prompted / fine-tuned per-request price ratios (sensitivity columns)."
+    )
+    decision_rule_changes: list[float] = Field([0, 4, 12, 52], description="Rule changes a year (decision columns).")
+    doc_path: Path | None = Field(
+        Path("docs/COST_BENEFIT_ANALYSIS.md"), description="Where `fraudtune roi` writes the guide (null: don't)."
+    )
 
 
 class RunConfig(Section):
