@@ -15,7 +15,6 @@ from fraudtune.config import RoiConfig, RunConfig
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import read_json, write_json
 from fraudtune.paths import DATA_CARD, DATA_DIR, EVAL_JSON, ROI_JSON, TRAIN_SUMMARY
-from fraudtune.report.docs_roi import render_markdown, write_cost_benefit_doc
 
 __all__ = ["roi", "analyse", "seed_inputs", "measured_inputs", "render_markdown", "write_cost_benefit_doc"]
 
@@ -87,6 +86,20 @@ def roi(cfg: RunConfig, run_dir: Path | None = None, preset: str | None = None) 
     if c.doc_path is not None:
         write_cost_benefit_doc(result, c.doc_path)
     return result
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    """The summary `fraudtune roi` prints (rendered by report/docs_roi.py)."""
+    from fraudtune.report.docs_roi import render_markdown as render
+
+    return render(result)
+
+
+def write_cost_benefit_doc(result: dict[str, Any], out_path: Path) -> Path:
+    """docs/COST_BENEFIT_ANALYSIS.md from a result (rendered by report/docs_roi.py)."""
+    from fraudtune.report.docs_roi import write_cost_benefit_doc as write
+
+    return write(result, out_path)
 
 
 def seed_inputs(c: RoiConfig) -> Inputs:
