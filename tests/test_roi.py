@@ -192,3 +192,23 @@ def test_cli_measured_and_missing_file(tmp_path: Path, measured_run: Path, capsy
     (measured_run / EVAL_JSON).unlink()
     assert main(["roi", "--run-dir", str(measured_run), "--set", f"roi.doc_path={doc}"]) == 1
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_cli_set_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["roi", "--json", "--set", f"roi.doc_path={tmp_path / 'doc.md'}", "--set", "roi.requests_per_day=40000"]
+    assert main(argv) == 0
+    seed = json.loads(capsys.readouterr().out)["seed"]
+    assert seed["break_even"]["days"] == math.ceil(SEED["break_even_requests"] / 40_000)
+    assert seed["annual"]["prompted"] == pytest.approx(SEED["prompted"] * 40_000 * 365)
+
+
+def test_missing_eval_key_is_a_one_line_error(tmp_path: Path, measured_run: Path) -> None:
+    evaluation = json.loads((measured_run / EVAL_JSON).read_text())
+    evaluation["models"]["fine_tuned"]["prompt_tokens_per_request"] = None
+    write_json(measured_run / EVAL_JSON, evaluation)
+    with pytest.raises(FraudtuneError) as err:
+        _run(tmp_path, run_dir=measured_run)
+    assert str(err.value) == (
+        f"{measured_run / EVAL_JSON}: models.fine_tuned.prompt_tokens_per_request is None, expected a number; "
+        "rerun the stage that writes it"
+    )

@@ -123,15 +123,15 @@ def measured_inputs(run_dir: Path) -> Inputs:
     for regime in REGIMES:
         model = _get(evaluation, f"models.{regime}", eval_file)
         tokens[regime] = {
-            "prompt": float(_get(model, "prompt_tokens_per_request", eval_file, f"models.{regime}.")),
-            "completion": float(_get(model, "completion_tokens_per_request", eval_file, f"models.{regime}.")),
+            "prompt": _number(model, "prompt_tokens_per_request", eval_file, f"models.{regime}."),
+            "completion": _number(model, "completion_tokens_per_request", eval_file, f"models.{regime}."),
         }
         quality[regime] = _quality_of(model, eval_file, f"models.{regime}.")
     latency = evaluation["models"]["fine_tuned"].get("latency_ms_p50")
     return Inputs(
         source=str(run_dir),
         examples=_data_size(card, run_dir / DATA_DIR / DATA_CARD),
-        train_hours=float(_get(summary, "train_seconds", summary_file)) / 3600,
+        train_hours=_number(summary, "train_seconds", summary_file) / 3600,
         train_device=str(_get(summary, "device", summary_file)),
         tokens=tokens,
         quality=quality,
@@ -407,11 +407,11 @@ def _verdict(examples: int, value_per_request: float, net: float, min_examples: 
 
 def _quality_of(model: dict[str, Any], path: Path, prefix: str) -> dict[str, float]:
     confusion = _get(model, "confusion", path, prefix)
-    fp, tn = (float(_get(confusion, key, path, prefix + "confusion.")) for key in ("fp", "tn"))
+    fp, tn = (_number(confusion, key, path, prefix + "confusion.") for key in ("fp", "tn"))
     return {
-        "f1": float(_get(model, "f1", path, prefix)),
-        "recall": float(_get(model, "recall", path, prefix)),
-        "precision": float(_get(model, "precision", path, prefix)),
+        "f1": _number(model, "f1", path, prefix),
+        "recall": _number(model, "recall", path, prefix),
+        "precision": _number(model, "precision", path, prefix),
         "fpr": _r(fp / (fp + tn)) if fp + tn else 0.0,
         "confusion": {key: confusion[key] for key in ("tp", "fp", "tn", "fn") if key in confusion},
     }
@@ -440,6 +440,15 @@ def _get(obj: dict[str, Any], dotted: str, path: Path, prefix: str = "") -> Any:
             raise FraudtuneError(f"{path}: missing key {prefix}{dotted}; rerun the stage that writes it")
         node = node[part]
     return node
+
+
+def _number(obj: dict[str, Any], dotted: str, path: Path, prefix: str = "") -> float:
+    value = _get(obj, dotted, path, prefix)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FraudtuneError(
+            f"{path}: {prefix}{dotted} is {value!r}, expected a number; rerun the stage that writes it"
+        )
+    return float(value)
 
 
 def _command(run_dir: Path | None, preset: str, c: RoiConfig) -> str:
