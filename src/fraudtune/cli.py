@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("forgetting", help="general skills before/after fine-tuning; prevention strategies")
     _config_args(p)
-    p.add_argument("--benchmark", type=Path, default=None, help="extra multiple-choice JSONL (question, choices, answer)")
+    p.add_argument(
+        "--benchmark", type=Path, default=None, help="extra multiple-choice JSONL (question, choices, answer)"
+    )
     p.add_argument("--strategies", action="store_true", help="train and compare the prevention strategies")
     p.set_defaults(func=_forgetting)
 
@@ -121,8 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config_args(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
     p.add_argument("--config", type=Path, default=None, help="run config YAML (default: built-in defaults)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. lora.r=16 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. lora.r=16 (repeatable)",
+    )
     if run_dir:
         p.add_argument("--run-dir", type=Path, default=None, help="run folder (default: runs/<name>)")
 
@@ -139,8 +147,13 @@ def _data_generate(args: argparse.Namespace) -> int:
     from fraudtune.data.generate import generate
 
     cfg = _cfg(args)
-    summary = generate(args.out, profile_path=args.profile or cfg.data.profile, n=args.n or cfg.data.n,
-                       seed=cfg.data.seed if args.seed is None else args.seed, data_cfg=cfg.data)
+    summary = generate(
+        args.out,
+        profile_path=args.profile or cfg.data.profile,
+        n=args.n or cfg.data.n,
+        seed=cfg.data.seed if args.seed is None else args.seed,
+        data_cfg=cfg.data,
+    )
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -149,8 +162,9 @@ def _data_validate(args: argparse.Namespace) -> int:
     from fraudtune.data.validate import validate
 
     cfg = _cfg(args)
-    report = validate(args.path, scrub=args.scrub, max_length=args.max_length or cfg.data.max_length,
-                      count_tokens=not args.no_tokens)
+    report = validate(
+        args.path, scrub=args.scrub, max_length=args.max_length or cfg.data.max_length, count_tokens=not args.no_tokens
+    )
     print(report.render())
     return 0 if report.ok else 1
 
@@ -180,8 +194,9 @@ def _train(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from fraudtune.predict import predict_file
 
-    summary = predict_file(args.adapter, args.input, args.output, explain=not args.no_explain,
-                           batch_size=args.batch_size)
+    summary = predict_file(
+        args.adapter, args.input, args.output, explain=not args.no_explain, batch_size=args.batch_size
+    )
     for err in summary.pop("errors", []):
         print(err, file=sys.stderr)
     print(json.dumps(summary, indent=2))

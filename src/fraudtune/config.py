@@ -21,7 +21,9 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    profile: Path = Field(Path("configs/profiles/demo_issuer.yaml"), description="Issuer profile YAML (company knowledge).")
+    profile: Path = Field(
+        Path("configs/profiles/demo_issuer.yaml"), description="Issuer profile YAML (company knowledge)."
+    )
     n: int = Field(500, ge=8, le=1_000_000, description="Number of examples to generate (SPEC 4 ratios).")
     seed: int = Field(7, description="Seed of the data generator (independent of the training seed).")
     train_frac: float = Field(0.8, gt=0, lt=1, description="Share of each category x label stratum in train.")
@@ -38,7 +40,8 @@ class DataConfig(Section):
 
 class ModelConfig(Section):
     name: Literal["smollm2-135m-instruct", "tiny-random", "local"] = Field(
-        "smollm2-135m-instruct", description="Base model: the shipped SmolLM2, a tiny random Llama (tests), or a local HF dir."
+        "smollm2-135m-instruct",
+        description="Base model: the shipped SmolLM2, a tiny random Llama (tests), or a local HF dir.",
     )
     path: Path | None = Field(None, description="Folder of a local Hugging Face model (model.name=local).")
     tiny_layers: int = Field(2, ge=1, description="Layers of the tiny random Llama.")
@@ -77,7 +80,9 @@ class TrainConfig(Section):
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="Mixed precision: auto = bf16 where the CPU/GPU supports it, else fp32."
     )
-    early_stopping_patience: int = Field(2, ge=0, description="Epochs without val-loss improvement before stopping (0: off).")
+    early_stopping_patience: int = Field(
+        2, ge=0, description="Epochs without val-loss improvement before stopping (0: off)."
+    )
     logging_steps: int = Field(10, ge=1, description="Optimizer steps between metrics.jsonl lines.")
     eval_batch_size: int = Field(16, ge=1, description="Batch size for validation loss and scoring.")
     threads: int = Field(0, ge=0, description="torch CPU threads (0: torch's default).")

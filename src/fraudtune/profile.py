@@ -91,8 +91,11 @@ def load_profile(path: Path) -> Profile:
     if not isinstance(raw, dict):
         raise FraudtuneError(f"{path}: a profile must be a mapping")
     rules: list[Rule] = []
-    for section, kind in (("generic_flags", "generic"), ("documented_rules", "documented"),
-                          ("historical_patterns", "historical")):
+    for section, kind in (
+        ("generic_flags", "generic"),
+        ("documented_rules", "documented"),
+        ("historical_patterns", "historical"),
+    ):
         for i, item in enumerate(raw.get(section) or []):
             rules.append(_parse_rule(item, kind, f"{path}: {section}[{i}]"))
     codes = [r.code for r in rules]
@@ -119,8 +122,10 @@ def _parse_rule(item: Any, kind: str, where: str) -> Rule:
     unknown = set(item) - {"code", "head", "weight", "min_score", "when", "when_any", "detail"}
     if unknown:
         raise FraudtuneError(f"{where} ({item['code']}): unknown keys {sorted(unknown)}")
-    conds = {key: tuple(_parse_condition(c, f"{where} ({item['code']}).{key}") for c in item.get(key) or [])
-             for key in ("when", "when_any")}
+    conds = {
+        key: tuple(_parse_condition(c, f"{where} ({item['code']}).{key}") for c in item.get(key) or [])
+        for key in ("when", "when_any")
+    }
     if not conds["when"] and not conds["when_any"]:
         raise FraudtuneError(f"{where} ({item['code']}): needs 'when' or 'when_any' conditions")
     weight, min_score = int(item.get("weight", 0)), int(item.get("min_score", 0))
@@ -128,8 +133,16 @@ def _parse_rule(item: Any, kind: str, where: str) -> Rule:
         raise FraudtuneError(f"{where} ({item['code']}).weight: a generic flag needs a positive weight")
     if kind != "generic" and min_score <= 0:
         raise FraudtuneError(f"{where} ({item['code']}).min_score: a rule needs a positive min_score")
-    return Rule(code=str(item["code"]), head=str(item["head"]), kind=kind, when=conds["when"],
-                when_any=conds["when_any"], weight=weight, min_score=min_score, detail=str(item.get("detail", "")))
+    return Rule(
+        code=str(item["code"]),
+        head=str(item["head"]),
+        kind=kind,
+        when=conds["when"],
+        when_any=conds["when_any"],
+        weight=weight,
+        min_score=min_score,
+        detail=str(item.get("detail", "")),
+    )
 
 
 def _parse_condition(raw: Any, where: str) -> Condition:
@@ -142,7 +155,8 @@ def derived_facts(txn: dict[str, Any]) -> dict[str, Any]:
     """Facts computed from the raw fields: the ones rules use and the ones the chat rendering shows."""
     customer, merchant = txn["customer"], txn["merchant"]
     avg = float(customer["avg_amount"])
-    ratio = float(txn["amount"]) / avg if avg > 0 else math.inf
+    # rounded so that an amount of exactly 10x the average compares as 10 (1.40 / 0.14 is 9.999999999999998)
+    ratio = round(float(txn["amount"]) / avg, 9) if avg > 0 else math.inf
     hour = datetime.fromisoformat(txn["timestamp"]).hour
     country = merchant["country"]
     if country == customer["home_country"]:
@@ -193,8 +207,9 @@ def holds(cond: Condition, txn: dict[str, Any], derived: dict[str, Any]) -> bool
             return isinstance(value, str) and value.startswith(cond.value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    return {"ge": value >= cond.value, "gt": value > cond.value, "le": value <= cond.value,
-            "lt": value < cond.value}[cond.op]
+    return {"ge": value >= cond.value, "gt": value > cond.value, "le": value <= cond.value, "lt": value < cond.value}[
+        cond.op
+    ]
 
 
 def fires(rule: Rule, txn: dict[str, Any], derived: dict[str, Any] | None = None) -> bool:
@@ -204,8 +219,9 @@ def fires(rule: Rule, txn: dict[str, Any], derived: dict[str, Any] | None = None
     return not rule.when_any or any(holds(c, txn, derived) for c in rule.when_any)
 
 
-def assess(profile: Profile, txn: dict[str, Any], kinds: tuple[str, ...] = ("generic", "documented", "historical")
-           ) -> Verdict:
+def assess(
+    profile: Profile, txn: dict[str, Any], kinds: tuple[str, ...] = ("generic", "documented", "historical")
+) -> Verdict:
     """The oracle: SPEC 3 applied to one transaction. `kinds` restricts which knowledge is used (baselines)."""
     derived = derived_facts(txn)
     fired = [r for r in profile.rules if r.kind in kinds and fires(r, txn, derived)]
@@ -222,8 +238,14 @@ def assess(profile: Profile, txn: dict[str, Any], kinds: tuple[str, ...] = ("gen
     mitigations = []
     if derived["country_status"] == "travel_notice":
         mitigations.append("travel notice on file")
-    return Verdict(label=label, risk_score=int(score), red_flags=[r.code for r in fired], generic_score=generic,
-                   deciding_rule=deciding, mitigations=mitigations)
+    return Verdict(
+        label=label,
+        risk_score=int(score),
+        red_flags=[r.code for r in fired],
+        generic_score=generic,
+        deciding_rule=deciding,
+        mitigations=mitigations,
+    )
 
 
 def detail_facts(txn: dict[str, Any]) -> dict[str, Any]:

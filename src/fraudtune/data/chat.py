@@ -35,35 +35,45 @@ def render_user(txn: dict[str, Any], profile: Profile) -> str:
     c, m, v = txn["customer"], txn["merchant"], txn["velocity"]
     ts = datetime.fromisoformat(txn["timestamp"])
     status = {"home": "home country", "travel_notice": "travel notice on file", "foreign": "foreign"}[
-        f["country_status"]]
+        f["country_status"]
+    ]
     usual = ", ".join(c.get("usual_categories") or []) or "none"
     reset = c.get("password_reset_hours_ago")
     code_name = profile.txn_codes.get(txn["txn_code"], "unknown code")
-    return "\n".join([
-        f"Time: {ts:%a %Y-%m-%d %H:%M} (hour {f['hour']})",
-        f"Amount: {format_amount(txn['amount'], txn.get('currency', 'USD'))} = {format_ratio(f['amount_ratio'])}x "
-        f"customer avg {format_amount(c['avg_amount'], txn.get('currency', 'USD'))}",
-        f"Merchant: {m['id']} \"{sanitize_free_text(m['name'])}\", {m['category']}, {m['country']} ({status}; "
-        f"home {c['home_country']})",
-        f"Channel: {txn['channel']}; code {txn['txn_code']} ({code_name}); new device: "
-        f"{'yes' if txn['device_new'] else 'no'}",
-        f"Customer: account {c['account_age_days']} days, {c['history_count']} past txns; usual: {usual}; "
-        f"category usual: {'yes' if f['category_usual'] else 'no'}",
-        f"Password reset: {'none' if reset is None else f'{reset:g}h ago'}; velocity: {v['txn_last_1h']} in 1h, "
-        f"{v['txn_last_24h']} in 24h",
-    ])
+    return "\n".join(
+        [
+            f"Time: {ts:%a %Y-%m-%d %H:%M} (hour {f['hour']})",
+            f"Amount: {format_amount(txn['amount'], txn.get('currency', 'USD'))} = {format_ratio(f['amount_ratio'])}x "
+            f"customer avg {format_amount(c['avg_amount'], txn.get('currency', 'USD'))}",
+            f'Merchant: {m["id"]} "{sanitize_free_text(m["name"])}", {m["category"]}, {m["country"]} ({status}; '
+            f"home {c['home_country']})",
+            f"Channel: {txn['channel']}; code {txn['txn_code']} ({code_name}); new device: "
+            f"{'yes' if txn['device_new'] else 'no'}",
+            f"Customer: account {c['account_age_days']} days, {c['history_count']} past txns; usual: {usual}; "
+            f"category usual: {'yes' if f['category_usual'] else 'no'}",
+            f"Password reset: {'none' if reset is None else f'{reset:g}h ago'}; velocity: {v['txn_last_1h']} in 1h, "
+            f"{v['txn_last_24h']} in 24h",
+        ]
+    )
 
 
-def render_assistant(verdict: Verdict, txn: dict[str, Any], profile: Profile, rng: random.Random) -> str:
-    """The SPEC 2 answer: label, score, flag phrases with fixed heads, and a varied reasoning."""
+def render_assistant(
+    verdict: Verdict, txn: dict[str, Any], profile: Profile, rng: random.Random, reasoning: str | None = None
+) -> str:
+    """The SPEC 2 answer: label, score, flag phrases with fixed heads, and a varied reasoning.
+
+    `reasoning` replaces the generated sentence (imported data whose label comes from the issuer's case review).
+    """
     facts = detail_facts(txn)
     phrases = [red_flag_phrase(profile.rule(code), facts) for code in verdict.red_flags]
-    return "\n".join([
-        verdict.label,
-        f"Risk Score: {verdict.risk_score}",
-        f"Red Flags: [{', '.join(phrases)}]",
-        f"Reasoning: {render_reasoning(verdict, txn, profile, rng)}",
-    ])
+    return "\n".join(
+        [
+            verdict.label,
+            f"Risk Score: {verdict.risk_score}",
+            f"Red Flags: [{', '.join(phrases)}]",
+            f"Reasoning: {reasoning if reasoning is not None else render_reasoning(verdict, txn, profile, rng)}",
+        ]
+    )
 
 
 def render_reasoning(verdict: Verdict, txn: dict[str, Any], profile: Profile, rng: random.Random) -> str:
@@ -74,35 +84,52 @@ def render_reasoning(verdict: Verdict, txn: dict[str, Any], profile: Profile, rn
     if verdict.deciding_rule:
         rule = profile.rule(verdict.deciding_rule)
         source = "documented policy" if rule.kind == "documented" else "this issuer's past fraud pattern"
-        lead = rng.choice([
-            f"{red_flag_phrase(rule, facts)} matches {source}, which decides FRAUD on its own.",
-            f"Under {source}, {rule.head.lower()} forces a fraud decision ({red_flag_phrase(rule, facts)}).",
-            f"This is a {rule.head.lower()} case per {source}; the score is raised to {verdict.risk_score}.",
-        ])
+        lead = rng.choice(
+            [
+                f"{red_flag_phrase(rule, facts)} matches {source}, which decides FRAUD on its own.",
+                f"Under {source}, {rule.head.lower()} forces a fraud decision ({red_flag_phrase(rule, facts)}).",
+                f"This is a {rule.head.lower()} case per {source}; the score is raised to {verdict.risk_score}.",
+            ]
+        )
         others = [h for h, c in zip(heads, verdict.red_flags, strict=True) if c != rule.code]
         tail = f" Other signals: {', '.join(others)}." if others else ""
         return lead + tail + mitigation
     if verdict.label == "FRAUD":
-        return rng.choice([
-            f"{len(heads)} red flags ({', '.join(heads)}) add up to a risk score of {verdict.risk_score}, "
-            f"above the threshold of {profile.decision_threshold}.",
-            f"The combination of {', '.join(heads)} gives a score of {verdict.risk_score}, which is fraud territory.",
-            f"Risk score {verdict.risk_score} from {', '.join(heads)}; together these point to fraud.",
-        ]) + mitigation
+        return (
+            rng.choice(
+                [
+                    f"{len(heads)} red flags ({', '.join(heads)}) add up to a risk score of {verdict.risk_score}, "
+                    f"above the threshold of {profile.decision_threshold}.",
+                    f"The combination of {', '.join(heads)} gives a score of {verdict.risk_score}: fraud territory.",
+                    f"Risk score {verdict.risk_score} from {', '.join(heads)}; together these point to fraud.",
+                ]
+            )
+            + mitigation
+        )
     if heads:
-        return rng.choice([
-            f"Some signals ({', '.join(heads)}) but the score of {verdict.risk_score} stays below "
-            f"{profile.decision_threshold}.",
-            f"Only {', '.join(heads)}, worth {verdict.risk_score} points: not enough to call fraud.",
-            f"Mild risk from {', '.join(heads)}; score {verdict.risk_score} is under the fraud threshold.",
-        ]) + mitigation
+        return (
+            rng.choice(
+                [
+                    f"Some signals ({', '.join(heads)}) but the score of {verdict.risk_score} stays below "
+                    f"{profile.decision_threshold}.",
+                    f"Only {', '.join(heads)}, worth {verdict.risk_score} points: not enough to call fraud.",
+                    f"Mild risk from {', '.join(heads)}; score {verdict.risk_score} is under the fraud threshold.",
+                ]
+            )
+            + mitigation
+        )
     normal = [f"a usual {facts['category']} purchase", f"amount {format_ratio(facts['amount_ratio'])}x the average"]
     normal.append("home country" if facts["country_status"] == "home" else "country covered by a travel notice")
-    return rng.choice([
-        f"Normal pattern: {', '.join(normal)}, known device, established account.",
-        f"Nothing unusual: {', '.join(normal)}.",
-        f"Consistent with the customer's history: {', '.join(normal)}.",
-    ]) + mitigation
+    return (
+        rng.choice(
+            [
+                f"Normal pattern: {', '.join(normal)}, known device, established account.",
+                f"Nothing unusual: {', '.join(normal)}.",
+                f"Consistent with the customer's history: {', '.join(normal)}.",
+            ]
+        )
+        + mitigation
+    )
 
 
 def to_messages(txn: dict[str, Any], profile: Profile, assistant: str | None = None) -> list[dict[str, str]]:

@@ -13,17 +13,49 @@ from typing import Any
 from fraudtune.errors import FraudtuneError
 
 CATEGORIES = (
-    "grocery", "restaurant", "gas", "pharmacy", "utilities", "subscription", "travel", "hotel", "clothing",
-    "entertainment", "online_marketplace", "electronics", "jewelry", "gift_cards", "crypto_exchange",
-    "money_transfer", "atm_cash",
+    "grocery",
+    "restaurant",
+    "gas",
+    "pharmacy",
+    "utilities",
+    "subscription",
+    "travel",
+    "hotel",
+    "clothing",
+    "entertainment",
+    "online_marketplace",
+    "electronics",
+    "jewelry",
+    "gift_cards",
+    "crypto_exchange",
+    "money_transfer",
+    "atm_cash",
 )
 CHANNELS = ("in_person", "online", "recurring", "atm")
 TXN_CODES = ("TC-01", "TC-05", "TC-12", "TC-20", "TC-21", "TC-07", "TC-33", "TC-44")
-TOP_KEYS = ("transaction_id", "timestamp", "amount", "currency", "merchant", "channel", "txn_code", "device_new",
-            "customer", "velocity")
+TOP_KEYS = (
+    "transaction_id",
+    "timestamp",
+    "amount",
+    "currency",
+    "merchant",
+    "channel",
+    "txn_code",
+    "device_new",
+    "customer",
+    "velocity",
+)
 MERCHANT_KEYS = ("id", "name", "category", "country")
-CUSTOMER_KEYS = ("id", "home_country", "avg_amount", "history_count", "account_age_days", "usual_categories",
-                 "travel_notice_country", "password_reset_hours_ago")
+CUSTOMER_KEYS = (
+    "id",
+    "home_country",
+    "avg_amount",
+    "history_count",
+    "account_age_days",
+    "usual_categories",
+    "travel_notice_country",
+    "password_reset_hours_ago",
+)
 VELOCITY_KEYS = ("txn_last_1h", "txn_last_24h")
 MAX_LINE_BYTES = 1_000_000
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -163,7 +195,9 @@ def _int(obj: dict, key: str, errors: list, prefix: str = "") -> None:
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), type(value).__name__)
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def normalize(txn: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,258 @@
+"""Scoring (one forward pass: the probability of the FRAUD label token) and explanations (greedy generation)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from fraudtune.data.chat import LABELS, parse_answer, to_messages
+from fraudtune.errors import FraudtuneError
+from fraudtune.profile import Profile
+from fraudtune.tokens import prompt_text
+
+log = logging.getLogger(__name__)
+
+
+def label_token_ids(tokenizer: Any) -> tuple[int, int]:
+    """First token of 'FRAUD' and of 'LEGITIMATE' as the answer's first word; they must differ."""
+    fraud = tokenizer("FRAUD", add_special_tokens=False)["input_ids"][0]
+    legit = tokenizer("LEGITIMATE", add_special_tokens=False)["input_ids"][0]
+    if fraud == legit:
+        raise FraudtuneError("tokenizer: FRAUD and LEGITIMATE start with the same token; scoring needs them distinct")
+    return fraud, legit
+
+
+def decoder_and_head(model: Any) -> tuple[Any, Any]:
+    """The transformer body and the vocabulary projection, so logits are computed only where needed."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_decoder(), base.get_output_embeddings()
+
+
+@torch.no_grad()
+def last_token_logits(
+    model: Any, tokenizer: Any, prompts: list[str], batch_size: int, progress: bool = False
+) -> tuple[torch.Tensor, list[int]]:
+    """Next-token logits after each prompt (right padding, hidden state at the last real token -> head)."""
+    decoder, head = decoder_and_head(model)
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths together: little padding
+    out = torch.empty(len(prompts), head.weight.shape[0])
+    device = head.weight.device
+    for start in tqdm(range(0, len(order), batch_size), disable=not progress, desc="scoring", unit="batch"):
+        idx = order[start : start + batch_size]
+        width = max(len(encoded[i]) for i in idx)
+        ids = torch.full((len(idx), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
+            mask[row, : len(encoded[i])] = 1
+        hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+        last = hidden[torch.arange(len(idx)), mask.sum(1).to(device) - 1]
+        out[idx] = head(last).float().cpu()
+    return out, [len(e) for e in encoded]
+
+
+def fraud_probabilities(
+    model: Any, tokenizer: Any, chats: list[list[dict[str, str]]], batch_size: int = 16, progress: bool = False
+) -> tuple[list[float], list[int]]:
+    """P(FRAUD) from the two label tokens' next-token probabilities, renormalised; and prompt token counts."""
+    fraud_id, legit_id = label_token_ids(tokenizer)
+    logits, lengths = last_token_logits(
+        model, tokenizer, [prompt_text(c, tokenizer) for c in chats], batch_size, progress
+    )
+    pair = torch.log_softmax(logits[:, [fraud_id, legit_id]], dim=-1)
+    return pair[:, 0].exp().tolist(), lengths
+
+
+@torch.no_grad()
+def generate_answers(
+    model: Any,
+    tokenizer: Any,
+    chats: list[list[dict[str, str]]],
+    max_new_tokens: int,
+    batch_size: int = 8,
+    temperature: float | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Greedy (or sampled, with a temperature) answers with the KV cache, batched with left padding."""
+    prompts = [prompt_text(c, tokenizer) for c in chats]
+    results: list[dict[str, Any]] = [{} for _ in prompts]
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    device = next(model.parameters()).device
+    torch.manual_seed(seed)
+    try:
+        for start in tqdm(range(0, len(prompts), batch_size), disable=not progress, desc="generating", unit="batch"):
+            batch = prompts[start : start + batch_size]
+            enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            began = time.perf_counter()
+            sampling = (
+                {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0}
+                if temperature
+                else {"do_sample": False}
+            )
+            out = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                **sampling,
+            )
+            elapsed_ms = (time.perf_counter() - began) * 1000 / len(batch)
+            new = out[:, enc["input_ids"].shape[1] :]
+            for row, tokens in enumerate(new):
+                n_tokens = int((tokens != tokenizer.pad_token_id).sum())
+                text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+                results[start + row] = {"text": text, "completion_tokens": n_tokens, "latency_ms": elapsed_ms}
+    finally:
+        tokenizer.padding_side = side
+    return results
+
+
+@dataclass
+class Predictor:
+    """A base model + adapter ready to score and explain SPEC transactions."""
+
+    model: Any
+    tokenizer: Any
+    profile: Profile
+    max_new_tokens: int = 96
+    system_prompt: str | None = None
+
+    def chats(self, transactions: list[dict[str, Any]]) -> list[list[dict[str, str]]]:
+        chats = [to_messages(t, self.profile) for t in transactions]
+        if self.system_prompt is not None:
+            for chat in chats:
+                chat[0]["content"] = self.system_prompt
+        return chats
+
+    def score(
+        self, transactions: list[dict[str, Any]], batch_size: int = 16, progress: bool = False
+    ) -> list[dict[str, Any]]:
+        """Label and fraud_probability from one forward pass per transaction."""
+        began = time.perf_counter()
+        probs, lengths = fraud_probabilities(self.model, self.tokenizer, self.chats(transactions), batch_size, progress)
+        per_ms = (time.perf_counter() - began) * 1000 / max(1, len(transactions))
+        return [
+            {
+                "label": LABELS[0] if p >= 0.5 else LABELS[1],
+                "fraud_probability": p,
+                "prompt_tokens": n,
+                "latency_ms": per_ms,
+            }
+            for p, n in zip(probs, lengths, strict=True)
+        ]
+
+    def explain(
+        self,
+        transactions: list[dict[str, Any]],
+        batch_size: int = 8,
+        temperature: float | None = None,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Generated answers parsed per SPEC 2; an unparseable answer keeps label None and says why."""
+        answers = generate_answers(
+            self.model,
+            self.tokenizer,
+            self.chats(transactions),
+            self.max_new_tokens,
+            batch_size,
+            temperature,
+            seed,
+            progress,
+        )
+        out = []
+        for answer in answers:
+            parsed = parse_answer(answer["text"], self.profile)
+            out.append(
+                {
+                    "label": parsed.label,
+                    "risk_score": parsed.risk_score,
+                    "red_flags": parsed.red_flags,
+                    "reasoning": parsed.reasoning,
+                    "raw_text": answer["text"],
+                    "error": parsed.error,
+                    "completion_tokens": answer["completion_tokens"],
+                    "latency_ms": answer["latency_ms"],
+                }
+            )
+        return out
+
+    def predict(
+        self, transactions: list[dict[str, Any]], explain: bool = True, batch_size: int = 16, progress: bool = False
+    ) -> list[dict[str, Any]]:
+        """SPEC 2 records: label and probability from scoring; score, flags and reasoning from generation."""
+        scores = self.score(transactions, batch_size, progress)
+        explanations = self.explain(transactions, max(1, batch_size // 2), progress=progress) if explain else None
+        records = []
+        for i, (txn, s) in enumerate(zip(transactions, scores, strict=True)):
+            rec = {
+                "transaction_id": txn["transaction_id"],
+                "label": s["label"],
+                "fraud_probability": round(s["fraud_probability"], 6),
+                "risk_score": None,
+                "red_flags": None,
+                "reasoning": None,
+                "raw_text": None,
+                "latency_ms": round(s["latency_ms"], 2),
+            }
+            if explanations is not None:
+                e = explanations[i]
+                rec.update(
+                    risk_score=e["risk_score"],
+                    red_flags=e["red_flags"],
+                    reasoning=e["reasoning"],
+                    raw_text=e["raw_text"],
+                    latency_ms=round(s["latency_ms"] + e["latency_ms"], 2),
+                )
+                if e["label"] is None:
+                    rec.update(label=None, error=e["error"])
+                elif e["error"]:
+                    rec["error"] = e["error"]
+            records.append(rec)
+        return records
+
+
+def load(adapter_dir: Path, merge: bool = True, profile_path: Path | None = None) -> Predictor:
+    """Predictor from a run's adapter folder (base model named in the run's config)."""
+    from fraudtune.models import load_for_inference
+    from fraudtune.profile import load_profile
+
+    model, tokenizer, cfg = load_for_inference(Path(adapter_dir), merge=merge)
+    profile = load_profile(profile_path or cfg.data.profile)
+    return Predictor(model=model, tokenizer=tokenizer, profile=profile, max_new_tokens=cfg.eval.max_new_tokens)
+
+
+def predict_file(
+    adapter_dir: Path, input_path: Path, output_path: Path, explain: bool = True, batch_size: int = 16
+) -> dict[str, Any]:
+    """`fraudtune predict`: valid lines are scored and written; invalid lines are reported and skipped."""
+    from fraudtune.data.schema import parse_lines
+    from fraudtune.files import write_jsonl
+
+    transactions, errors = parse_lines(Path(input_path))
+    predictor = load(adapter_dir)
+    records = (
+        predictor.predict(transactions, explain=explain, batch_size=batch_size, progress=True) if transactions else []
+    )
+    write_jsonl(Path(output_path), records)
+    rejected_lines = sorted({e.line for e in errors})
+    lat = sorted(r["latency_ms"] for r in records)
+    return {
+        "output": str(output_path),
+        "predicted": len(records),
+        "rejected": len(rejected_lines),
+        "fraud": sum(r["label"] == "FRAUD" for r in records),
+        "unparsed": sum(r["label"] is None for r in records),
+        "latency_ms_p50": lat[len(lat) // 2] if lat else math.nan,
+        "errors": [str(e) for e in errors],
+    }

@@ -1,0 +1,466 @@
+"""LoRA (or full) fine-tuning on the HF Trainer, read top to bottom: data -> model -> trainer -> best adapter.
+
+The fraudtune-specific parts are named functions in the order they run: answer-only labels (tokens.py),
+logits computed only where a label is, per-epoch validation accuracy, early stopping on validation loss,
+one checkpoint per epoch, and the best epoch copied to RUN/fraud-lora-adapter/.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import resource
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+
+from fraudtune import paths
+from fraudtune.config import RunConfig, config_to_dict, load_config
+from fraudtune.errors import FraudtuneError
+from fraudtune.files import (
+    append_jsonl,
+    read_json,
+    read_jsonl,
+    read_jsonl_lenient,
+    write_json,
+    write_text_atomic,
+    write_yaml,
+)
+from fraudtune.manifest import write_manifest
+from fraudtune.models import ADAPTER_RUN_CONFIG, load_base
+from fraudtune.runmeta import set_status
+from fraudtune.tokens import IGNORE_INDEX, collate, encode_example
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: RunConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
+    """`fraudtune train`: fine-tune, keep the best epoch by validation loss, return the summary."""
+    run_dir = Path(run_dir)
+    cfg = prepare_run(cfg, run_dir, resume)
+    set_status(run_dir, "train", "running")
+    try:
+        summary = _train(cfg, run_dir, resume)
+    except KeyboardInterrupt:
+        set_status(run_dir, "train", "cancelled")
+        raise
+    except BaseException:
+        set_status(run_dir, "train", "failed")
+        raise
+    set_status(run_dir, "train", "done")
+    return summary
+
+
+def _train(cfg: RunConfig, run_dir: Path, resume: bool) -> dict[str, Any]:
+    data_dir = ensure_data(cfg, run_dir)
+    model, tokenizer = build_model(cfg)
+    train_rows, val_rows = load_split(data_dir, "train"), load_split(data_dir, "val")
+    check_pii(train_rows + val_rows, data_dir, cfg)
+    train_rows = mix_general_data(train_rows, cfg)
+    train_set, truncated = encode_rows(train_rows, tokenizer, cfg.data.max_length)
+    val_set, _ = encode_rows(val_rows, tokenizer, cfg.data.max_length)
+    if truncated:
+        log.warning(
+            "%d training examples were longer than data.max_length=%d and were cut", truncated, cfg.data.max_length
+        )
+    val_chats = [r["messages"] for r in val_rows]
+    trainer = build_trainer(cfg, run_dir, model, tokenizer, train_set, val_set, val_chats)
+    began = time.perf_counter()
+    trainer.train(resume_from_checkpoint=last_checkpoint(run_dir) if resume else None)
+    train_seconds = time.perf_counter() - began
+    best = select_best(run_dir)
+    export_adapter(cfg, run_dir, best)
+    return write_summary(cfg, run_dir, trainer, train_set, truncated, train_seconds, best)
+
+
+def prepare_run(cfg: RunConfig, run_dir: Path, resume: bool) -> RunConfig:
+    """Write the resolved config before any work; on --resume, continue with the stored one."""
+    config_path = run_dir / paths.RUN_CONFIG
+    if resume and config_path.exists():
+        stored = load_config(config_path)
+        if config_to_dict(stored) != config_to_dict(cfg):
+            log.info("--resume: continuing with the run's stored config %s", config_path)
+        return stored
+    if not resume and (run_dir / paths.CHECKPOINTS_DIR).exists():
+        shutil.rmtree(run_dir / paths.CHECKPOINTS_DIR)  # a fresh run never mixes with old epochs
+        (run_dir / paths.METRICS).unlink(missing_ok=True)
+    write_yaml(config_path, config_to_dict(cfg))
+    return cfg
+
+
+def ensure_data(cfg: RunConfig, run_dir: Path) -> Path:
+    """RUN/data with the splits; generated from the profile if absent."""
+    data_dir = run_dir / paths.DATA_DIR
+    if not all(paths.split_file(data_dir, s).exists() for s in paths.SPLITS):
+        from fraudtune.data.generate import generate
+
+        generate(data_dir, profile_path=cfg.data.profile, n=cfg.data.n, seed=cfg.data.seed, data_cfg=cfg.data)
+    return data_dir
+
+
+def load_split(data_dir: Path, split: str) -> list[dict[str, Any]]:
+    rows = read_jsonl(paths.split_file(data_dir, split))
+    if not rows:
+        raise FraudtuneError(f"{paths.split_file(data_dir, split)}: no examples")
+    return rows
+
+
+def check_pii(rows: list[dict[str, Any]], data_dir: Path, cfg: RunConfig) -> None:
+    """Refuse to train on text with unscrubbed card numbers, emails, phones or SSNs unless allowed."""
+    if cfg.data.allow_pii:
+        return
+    from fraudtune.data.pii import find_pii
+
+    for i, row in enumerate(rows, 1):
+        for message in row["messages"]:
+            found = find_pii(message["content"])
+            if found:
+                raise FraudtuneError(
+                    f"{data_dir}: example {i} ({message['role']}) holds PII ({found[0][0]}); run "
+                    "`fraudtune data validate --scrub` or pass --allow-pii"
+                )
+
+
+def mix_general_data(rows: list[dict[str, Any]], cfg: RunConfig) -> list[dict[str, Any]]:
+    """Mix general instruction pairs in (train.general_mix share of the result), a forgetting countermeasure."""
+    if cfg.train.general_mix <= 0:
+        return rows
+    from fraudtune.forgetting import general_instruction_pairs
+
+    pairs = general_instruction_pairs()
+    wanted = round(len(rows) * cfg.train.general_mix / (1 - cfg.train.general_mix))
+    rng = random.Random(cfg.train.seed)
+    chosen = [pairs[i % len(pairs)] for i in rng.sample(range(max(wanted, len(pairs))), wanted)]
+    general = [
+        {"messages": [{"role": "user", "content": p["question"]}, {"role": "assistant", "content": p["answer"]}]}
+        for p in chosen
+    ]
+    mixed = rows + general
+    rng.shuffle(mixed)
+    return mixed
+
+
+def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, max_length: int) -> tuple[list[dict[str, Any]], int]:
+    encoded = [encode_example(r["messages"], tokenizer, max_length) for r in rows]
+    return encoded, sum(e["truncated"] for e in encoded)
+
+
+def precision(cfg: RunConfig) -> str:
+    """bf16 only where the hardware does it fast; a CPU without AVX512-BF16/AMX runs bf16 ~50x slower than fp32."""
+    if cfg.train.precision != "auto":
+        return cfg.train.precision
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+def cpu_has_fast_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def build_model(cfg: RunConfig) -> tuple[Any, Any]:
+    """Base model + LoRA adapter (seed set first, so the adapter's initial weights are reproducible)."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    set_seed(cfg.train.seed)
+    model, tokenizer = load_base(cfg.model)
+    model.config.use_cache = False
+    if cfg.lora.method == "full":
+        model.requires_grad_(True)
+        return model, tokenizer
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=cfg.lora.target_modules,
+        bias=cfg.lora.bias,
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, lora)
+    log.info(trainable_line(model))
+    return model, tokenizer
+
+
+def trainable_line(model: Any) -> str:
+    """PEFT's "trainable params: ... || all params: ... || trainable%: ..." line."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}"
+
+
+class AnswerOnlyTrainer(Trainer):
+    """The Trainer, with the vocabulary projection computed only at positions that carry a label.
+
+    The head is 49,152 x 576: projecting every prompt position and taking a softmax over it costs more
+    than the layers it follows on a CPU, and those positions never contribute to the loss.
+    """
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss = answer_only_loss(model, inputs, num_items_in_batch)
+        return (loss, {"loss": loss}) if return_outputs else loss
+
+
+def answer_only_loss(model: Any, inputs: dict[str, torch.Tensor], num_items_in_batch: Any = None) -> torch.Tensor:
+    """Mean next-token cross-entropy over supervised positions (summed and divided across accumulation)."""
+    from fraudtune.predict import decoder_and_head
+
+    decoder, head = decoder_and_head(model)
+    hidden = decoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+    targets = inputs["labels"][:, 1:]
+    keep = targets != IGNORE_INDEX
+    logits = head(hidden[:, :-1][keep]).float()
+    loss = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="sum")
+    denominator = num_items_in_batch if num_items_in_batch is not None else keep.sum()
+    return loss / torch.as_tensor(denominator, device=loss.device).clamp(min=1)
+
+
+def build_trainer(
+    cfg: RunConfig, run_dir: Path, model: Any, tokenizer: Any, train_set: list, val_set: list, val_chats: list
+) -> Trainer:
+    mixed = precision(cfg)
+    args = TrainingArguments(
+        output_dir=str(run_dir / paths.CHECKPOINTS_DIR),
+        num_train_epochs=cfg.train.epochs,
+        max_steps=cfg.train.max_steps,
+        per_device_train_batch_size=cfg.train.batch_size,
+        per_device_eval_batch_size=cfg.train.eval_batch_size,
+        gradient_accumulation_steps=cfg.train.grad_accum,
+        learning_rate=cfg.train.lr,
+        warmup_steps=cfg.train.warmup_steps,
+        lr_scheduler_type=cfg.train.scheduler,
+        weight_decay=cfg.train.weight_decay,
+        max_grad_norm=cfg.train.max_grad_norm,
+        bf16=mixed == "bf16",
+        fp16=mixed == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_only_model=False,
+        logging_strategy="steps",
+        logging_steps=cfg.train.logging_steps,
+        train_sampling_strategy="group_by_length" if cfg.train.group_by_length else "random",
+        seed=cfg.train.seed,
+        data_seed=cfg.train.seed,
+        report_to="none",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    callbacks = [
+        MetricsLogger(run_dir),
+        EpochCheckpoints(run_dir),
+        ValidationScorer(run_dir, tokenizer, val_chats, cfg),
+    ]
+    if cfg.train.early_stopping_patience:
+        callbacks.append(EarlyStopping(cfg.train.early_stopping_patience))
+    return AnswerOnlyTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=val_set,
+        data_collator=lambda b: collate(b, tokenizer.pad_token_id),
+        callbacks=callbacks,
+    )
+
+
+class MetricsLogger(TrainerCallback):
+    """Every Trainer log event -> one line of RUN/metrics.jsonl (append-only)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / paths.METRICS
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs:
+            return
+        split = "val" if any(k.startswith("eval_") for k in logs) else "train"
+        row = {"step": state.global_step, "epoch": round(state.epoch or 0, 4), "split": split}
+        for key, value in logs.items():
+            row[key.removeprefix("eval_")] = value
+        if "learning_rate" in row:
+            row["lr"] = row.pop("learning_rate")
+        append_jsonl(self.path, row)
+
+
+class EpochCheckpoints(TrainerCallback):
+    """Rename the Trainer's checkpoint-<step> to epoch-<N> and record the epoch's validation loss in it."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.root = run_dir / paths.CHECKPOINTS_DIR
+
+    def on_save(self, args, state, control, **kwargs):
+        src = self.root / f"checkpoint-{state.global_step}"
+        epoch = round(state.epoch or 0)
+        dst = self.root / f"epoch-{epoch}"
+        if src.exists():
+            if dst.exists():
+                shutil.rmtree(dst)
+            os.replace(src, dst)
+        val_loss = next((h["eval_loss"] for h in reversed(state.log_history) if "eval_loss" in h), None)
+        write_json(dst / "epoch.json", {"epoch": epoch, "step": state.global_step, "val_loss": val_loss})
+
+
+class ValidationScorer(TrainerCallback):
+    """After each validation pass, validation accuracy/F1 from the label token's probability (no sampling)."""
+
+    def __init__(self, run_dir: Path, tokenizer: Any, chats: list, cfg: RunConfig) -> None:
+        self.path, self.tokenizer, self.cfg = run_dir / paths.METRICS, tokenizer, cfg
+        self.prompts = [c[:-1] for c in chats]
+        self.truth = [c[-1]["content"].split("\n", 1)[0].strip().upper() == "FRAUD" for c in chats]
+
+    def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
+        from fraudtune.predict import fraud_probabilities
+
+        was_training = model.training
+        model.eval()
+        probs, _ = fraud_probabilities(model, self.tokenizer, self.prompts, self.cfg.train.eval_batch_size)
+        model.train(was_training)
+        scores = classification_scores(self.truth, [p >= 0.5 for p in probs])
+        append_jsonl(
+            self.path,
+            {
+                "step": state.global_step,
+                "epoch": round(state.epoch or 0, 4),
+                "split": "val",
+                **{f"val_{k}": v for k, v in scores.items()},
+            },
+        )
+        if metrics is not None:
+            metrics.update({f"eval_val_{k}": v for k, v in scores.items()})
+
+
+def classification_scores(truth: list[bool], pred: list[bool]) -> dict[str, float]:
+    tp = sum(t and p for t, p in zip(truth, pred, strict=True))
+    fp = sum(p and not t for t, p in zip(truth, pred, strict=True))
+    fn = sum(t and not p for t, p in zip(truth, pred, strict=True))
+    accuracy = sum(t == p for t, p in zip(truth, pred, strict=True)) / max(1, len(truth))
+    precision_ = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision_ * recall / (precision_ + recall) if precision_ + recall else 0.0
+    return {"accuracy": accuracy, "precision": precision_, "recall": recall, "f1": f1}
+
+
+class EarlyStopping(TrainerCallback):
+    """Stop when validation loss has not improved for `patience` evaluations (epochs)."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience, self.best, self.bad = patience, float("inf"), 0
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        loss = (metrics or {}).get("eval_loss")
+        if loss is None:
+            return
+        if loss < self.best - 1e-6:
+            self.best, self.bad = loss, 0
+        else:
+            self.bad += 1
+            if self.bad >= self.patience:
+                log.info("early stopping: validation loss has not improved for %d epochs", self.patience)
+                control.should_training_stop = True
+
+
+def last_checkpoint(run_dir: Path) -> str | None:
+    """The newest epoch checkpoint to resume from (None: start over)."""
+    epochs = sorted(_epoch_dirs(run_dir), key=lambda p: int(p.name.split("-")[1]))
+    complete = [p for p in epochs if (p / "trainer_state.json").exists()]
+    return str(complete[-1]) if complete else None
+
+
+def _epoch_dirs(run_dir: Path) -> list[Path]:
+    root = run_dir / paths.CHECKPOINTS_DIR
+    return [p for p in root.glob("epoch-*") if re.fullmatch(r"epoch-\d+", p.name)] if root.exists() else []
+
+
+def select_best(run_dir: Path) -> Path:
+    """The epoch checkpoint with the lowest validation loss; its name goes to checkpoints/best.txt."""
+    scored = []
+    for folder in _epoch_dirs(run_dir):
+        info = read_json(folder / "epoch.json") if (folder / "epoch.json").exists() else {}
+        if info.get("val_loss") is not None:
+            scored.append((info["val_loss"], int(folder.name.split("-")[1]), folder))
+    if not scored:
+        raise FraudtuneError(f"{run_dir / paths.CHECKPOINTS_DIR}: no epoch checkpoint with a validation loss")
+    best = min(scored)[2]
+    write_text_atomic(run_dir / paths.CHECKPOINTS_DIR / paths.BEST_CHECKPOINT, best.name + "\n")
+    return best
+
+
+def export_adapter(cfg: RunConfig, run_dir: Path, best: Path) -> Path:
+    """Copy the best epoch's weights to RUN/fraud-lora-adapter (PEFT format + run config + sha256 manifest)."""
+    target = run_dir / paths.ADAPTER_DIR
+    tmp = run_dir / f".{paths.ADAPTER_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    keep = (
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+    )
+    for name in keep:
+        if (best / name).exists():
+            shutil.copy2(best / name, tmp / name)
+    if cfg.lora.method == "full" and not (tmp / "tokenizer.json").exists():
+        _, tokenizer = load_base(cfg.model)
+        tokenizer.save_pretrained(tmp)
+    write_yaml(tmp / ADAPTER_RUN_CONFIG, config_to_dict(cfg))
+    write_manifest(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    return target
+
+
+def write_summary(
+    cfg: RunConfig, run_dir: Path, trainer: Trainer, train_set: list, truncated: int, train_seconds: float, best: Path
+) -> dict[str, Any]:
+    """RUN/train_summary.json: what was trained, how fast, and which epoch won."""
+    state = trainer.state
+    epochs_run = state.epoch or 0
+    supervised = sum(sum(1 for x in row["labels"] if x != IGNORE_INDEX) for row in train_set)
+    total = sum(row["length"] for row in train_set)
+    history = [h for h in state.log_history if "eval_loss" in h]
+    summary = {
+        "method": cfg.lora.method,
+        "trainable": trainable_line(trainer.model),
+        "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "precision": precision(cfg),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "threads": torch.get_num_threads(),
+        "examples": len(train_set),
+        "truncated_examples": truncated,
+        "epochs_run": round(epochs_run, 3),
+        "steps": state.global_step,
+        "train_seconds": round(train_seconds, 2),
+        "train_tokens": round(total * epochs_run),
+        "supervised_tokens": round(supervised * epochs_run),
+        "tokens_per_second": round(total * epochs_run / train_seconds, 1),
+        "supervised_tokens_per_second": round(supervised * epochs_run / train_seconds, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "best_checkpoint": best.name,
+        "val_loss_per_epoch": [round(h["eval_loss"], 5) for h in history],
+        "best_val_loss": round(min(h["eval_loss"] for h in history), 5) if history else None,
+        "final_train_loss": next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None),
+        "seed": cfg.train.seed,
+        "adapter_dir": str(run_dir / paths.ADAPTER_DIR),
+    }
+    vals = [row for row in read_jsonl_lenient(run_dir / paths.METRICS) if "val_accuracy" in row]
+    summary["val_accuracy_per_epoch"] = [round(row["val_accuracy"], 4) for row in vals]
+    summary["val_f1_per_epoch"] = [round(row["val_f1"], 4) for row in vals]
+    write_json(run_dir / paths.TRAIN_SUMMARY, summary)
+    return summary
