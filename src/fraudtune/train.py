@@ -8,6 +8,7 @@ one checkpoint per epoch, and the best epoch copied to RUN/fraud-lora-adapter/.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import re
@@ -301,7 +302,7 @@ class EpochCheckpoints(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         src = self.root / f"checkpoint-{state.global_step}"
-        epoch = round(state.epoch or 0)
+        epoch = max(1, math.ceil((state.epoch or 0) - 1e-6))  # a max_steps run ends mid-epoch: it counts as one
         dst = self.root / f"epoch-{epoch}"
         if src.exists():
             if dst.exists():

@@ -34,23 +34,23 @@ def render_user(txn: dict[str, Any], profile: Profile) -> str:
     f = detail_facts(txn)
     c, m, v = txn["customer"], txn["merchant"], txn["velocity"]
     ts = datetime.fromisoformat(txn["timestamp"])
-    status = {"home": "home country", "travel_notice": "travel notice on file", "foreign": "foreign"}[
-        f["country_status"]
-    ]
-    usual = ", ".join(c.get("usual_categories") or []) or "none"
+    status = {
+        "home": "home country",
+        "travel_notice": f"travel notice on file; home {c['home_country']}",
+        "foreign": f"foreign; home {c['home_country']}",
+    }[f["country_status"]]
     reset = c.get("password_reset_hours_ago")
     code_name = profile.txn_codes.get(txn["txn_code"], "unknown code")
     return "\n".join(
         [
-            f"Time: {ts:%a %Y-%m-%d %H:%M} (hour {f['hour']})",
+            f"Time: {ts:%Y-%m-%d %H:%M} (hour {f['hour']})",
             f"Amount: {format_amount(txn['amount'], txn.get('currency', 'USD'))} = {format_ratio(f['amount_ratio'])}x "
             f"customer avg {format_amount(c['avg_amount'], txn.get('currency', 'USD'))}",
-            f'Merchant: {m["id"]} "{sanitize_free_text(m["name"])}", {m["category"]}, {m["country"]} ({status}; '
-            f"home {c['home_country']})",
+            f'Merchant: {m["id"]} "{sanitize_free_text(m["name"])}", {m["category"]}, {m["country"]} ({status})',
             f"Channel: {txn['channel']}; code {txn['txn_code']} ({code_name}); new device: "
             f"{'yes' if txn['device_new'] else 'no'}",
-            f"Customer: account {c['account_age_days']} days, {c['history_count']} past txns; usual: {usual}; "
-            f"category usual: {'yes' if f['category_usual'] else 'no'}",
+            f"Customer: account {c['account_age_days']} days, {c['history_count']} past txns; "
+            f"usual category: {'yes' if f['category_usual'] else 'no'}",
             f"Password reset: {'none' if reset is None else f'{reset:g}h ago'}; velocity: {v['txn_last_1h']} in 1h, "
             f"{v['txn_last_24h']} in 24h",
         ]

@@ -1,0 +1,172 @@
+"""Training on the tiny random Llama: run-directory contract, answer-only labels, adapter, resume, early stop."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import tiny_config
+from safetensors.torch import load_file
+
+from fraudtune import paths
+from fraudtune.files import read_jsonl
+from fraudtune.tokens import IGNORE_INDEX, encode_example
+from fraudtune.train import EarlyStopping, EpochCheckpoints, select_best, train
+
+EXPECTED_RUN_FILES = {
+    "config.yaml",
+    "meta.json",
+    "metrics.jsonl",
+    "train_summary.json",
+    "data",
+    "checkpoints",
+    "fraud-lora-adapter",
+}
+
+
+def test_run_directory_holds_exactly_the_documented_files(trained_tiny_run):
+    assert {p.name for p in trained_tiny_run.iterdir()} == EXPECTED_RUN_FILES
+    adapter = {p.name for p in (trained_tiny_run / paths.ADAPTER_DIR).iterdir()}
+    assert adapter == {"adapter_config.json", "adapter_model.safetensors", "fraudtune_config.yaml", "manifest.json"}
+    epochs = sorted(p.name for p in (trained_tiny_run / paths.CHECKPOINTS_DIR).iterdir())
+    assert epochs == ["best.txt", "epoch-1", "epoch-2"]
+    best = (trained_tiny_run / paths.CHECKPOINTS_DIR / paths.BEST_CHECKPOINT).read_text().strip()
+    losses = {
+        e: json.loads((trained_tiny_run / paths.CHECKPOINTS_DIR / e / "epoch.json").read_text())["val_loss"]
+        for e in ("epoch-1", "epoch-2")
+    }
+    assert best == min(losses, key=losses.get)
+    meta = json.loads((trained_tiny_run / paths.RUN_META).read_text())
+    assert meta["stages"]["train"]["status"] == "done"
+
+
+def test_metrics_log_has_train_and_val_events(trained_tiny_run):
+    rows = read_jsonl(trained_tiny_run / paths.METRICS)
+    assert {r["split"] for r in rows} == {"train", "val"}
+    assert sum("val_accuracy" in r for r in rows) == 2  # one per epoch
+    assert all({"step", "epoch"} <= set(r) for r in rows)
+
+
+def test_summary_reports_trainable_parameter_line(trained_tiny_run):
+    summary = json.loads((trained_tiny_run / paths.TRAIN_SUMMARY).read_text())
+    assert summary["trainable"].startswith("trainable params: ")
+    assert " || all params: " in summary["trainable"] and "trainable%: " in summary["trainable"]
+    assert summary["steps"] > 0 and summary["tokens_per_second"] > 0
+    assert len(summary["val_loss_per_epoch"]) == 2
+
+
+def test_only_assistant_tokens_carry_labels(tokenizer):
+    messages = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": "LEGITIMATE\nRisk Score: 5\nRed Flags: []\nReasoning: fine."},
+    ]
+    example = encode_example(messages, tokenizer, max_length=512)
+    answer_ids = tokenizer(messages[-1]["content"] + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    supervised = [t for t, lab in zip(example["input_ids"], example["labels"], strict=True) if lab != IGNORE_INDEX]
+    assert supervised == answer_ids
+    first = example["labels"].index(next(x for x in example["labels"] if x != IGNORE_INDEX))
+    assert tokenizer.decode(example["input_ids"][:first]).endswith("<|im_start|>assistant\n")
+    cut = encode_example(messages, tokenizer, max_length=10)
+    assert cut["truncated"] and len(cut["input_ids"]) == 10
+
+
+def test_lora_trains_adapter_and_leaves_base_weights(trained_tiny_run, tiny_model_dir):
+    adapter = load_file(trained_tiny_run / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    lora_b = [v for k, v in adapter.items() if "lora_B" in k]
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # B starts at zero: any change means training happened
+    assert not any("lora" not in k for k in adapter)  # the adapter file holds no base weights
+    from fraudtune.models import load_for_inference
+
+    model, _, _ = load_for_inference(trained_tiny_run / paths.ADAPTER_DIR, merge=False)
+    base = load_file(tiny_model_dir / "model.safetensors")
+    state = {k.replace("base_model.model.", "").replace(".base_layer", ""): v for k, v in model.state_dict().items()}
+    assert torch.equal(state["model.layers.0.self_attn.q_proj.weight"], base["model.layers.0.self_attn.q_proj.weight"])
+
+
+def test_adapter_reloads_with_plain_peft(trained_tiny_run, tiny_model_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model = PeftModel.from_pretrained(base, trained_tiny_run / paths.ADAPTER_DIR)
+    assert any("lora_A" in n for n, _ in model.named_parameters())
+
+
+def test_loss_falls_when_overfitting_a_tiny_set(tmp_path):
+    cfg = tiny_config(
+        "data.n=16",
+        "train.epochs=6",
+        "train.lr=0.05",
+        "train.warmup_steps=0",
+        "lora.r=16",
+        "train.early_stopping_patience=0",
+        "train.logging_steps=1",
+    )
+    train(cfg, tmp_path)
+    losses = [r["loss"] for r in read_jsonl(tmp_path / paths.METRICS) if r["split"] == "train" and "loss" in r]
+    assert losses[-1] < losses[0] * 0.9
+
+
+def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, monkeypatch):
+    cfg = tiny_config("train.epochs=3", "train.early_stopping_patience=0")
+    train(cfg, tmp_path / "straight")
+
+    original = EpochCheckpoints.on_save
+
+    def stop_after_epoch_two(self, args, state, control, **kwargs):
+        original(self, args, state, control, **kwargs)
+        if round(state.epoch) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(EpochCheckpoints, "on_save", stop_after_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "killed")
+    assert json.loads((tmp_path / "killed" / paths.RUN_META).read_text())["status"] == "cancelled"
+    monkeypatch.setattr(EpochCheckpoints, "on_save", original)
+    train(cfg, tmp_path / "killed", resume=True)
+    a = load_file(tmp_path / "straight" / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    b = load_file(tmp_path / "killed" / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
+
+
+def test_same_config_and_seed_give_the_same_adapter(tmp_path):
+    cfg = tiny_config("train.epochs=1")
+    train(cfg, tmp_path / "a")
+    train(cfg, tmp_path / "b")
+    a = load_file(tmp_path / "a" / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    b = load_file(tmp_path / "b" / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class _Control:
+    should_training_stop = False
+
+
+@pytest.mark.parametrize(
+    ("losses", "patience", "stops_after"),
+    [
+        ([3.0, 2.0, 1.0], 2, None),
+        ([3.0, 3.1, 3.2], 2, 3),
+        ([3.0, 3.1, 2.0, 2.5], 1, 2),
+    ],
+)
+def test_early_stopping_counts_epochs_without_improvement(losses, patience, stops_after):
+    callback, control = EarlyStopping(patience), _Control()
+    stopped = None
+    for epoch, loss in enumerate(losses, 1):
+        callback.on_evaluate(None, None, control, metrics={"eval_loss": loss})
+        if control.should_training_stop and stopped is None:
+            stopped = epoch
+    assert stopped == stops_after
+
+
+def test_best_checkpoint_is_lowest_validation_loss(tmp_path):
+    for epoch, loss in [(1, 2.0), (2, 1.5), (3, 1.7)]:
+        folder = tmp_path / paths.CHECKPOINTS_DIR / f"epoch-{epoch}"
+        folder.mkdir(parents=True)
+        (folder / "epoch.json").write_text(json.dumps({"epoch": epoch, "val_loss": loss}))
+    assert select_best(tmp_path).name == "epoch-2"
+    assert (tmp_path / paths.CHECKPOINTS_DIR / paths.BEST_CHECKPOINT).read_text().strip() == "epoch-2"
