@@ -6,11 +6,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from fraudtune.config import RunConfig, load_config
 from fraudtune.paths import REPO_ROOT
 
 TINY_CONFIG = REPO_ROOT / "configs" / "tiny.yaml"
+
+# The tiny model gains nothing from a second thread, and tests often share the machine with real runs.
+torch.set_num_threads(1)
 
 
 def tiny_config(*overrides: str) -> RunConfig:
