@@ -1,0 +1,227 @@
+"""`fraudtune data import-csv`: the issuer's own labelled transactions, turned into the same files as `generate`.
+
+The user's label column is the ground truth. The profile's oracle only explains (red flags, reasoning); when the
+two disagree the answer keeps the user's label and says the label comes from the issuer's case review.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from fraudtune.config import DataConfig
+from fraudtune.data.chat import render_assistant, to_messages
+from fraudtune.data.csv_mapping import CsvMapping, load_mapping
+from fraudtune.data.generate import classify
+from fraudtune.data.schema import RecordError, validate_transaction
+from fraudtune.data.split import Example, counts_by_split, dedupe, split_examples, write_dataset
+from fraudtune.errors import FraudtuneError
+from fraudtune.profile import Profile, Verdict, assess, load_profile
+
+IMPORTED = "imported"  # category of a row the profile can't place in a SPEC 4 category, or whose label it disputes
+
+
+def import_csv(
+    csv_path: Path, map_path: Path, out_dir: Path, profile_path: Path, data_cfg: DataConfig | None = None
+) -> dict[str, Any]:
+    """Read a labelled CSV through a column mapping and write the chat data set (bad rows are listed, not fatal).
+
+    Args:
+        csv_path: the user's transactions with a label column.
+        map_path: YAML mapping of SPEC fields to CSV columns and label values (configs/csv_mapping.example.yaml).
+        out_dir: folder for fraud_dataset.jsonl, train/val/test.jsonl, their .meta.jsonl files and data_card.json.
+        profile_path: issuer profile used to explain each label (never to change it).
+        data_cfg: seed and train/val fractions (defaults from DataConfig).
+    """
+    data_cfg = data_cfg or DataConfig()
+    csv_path = Path(csv_path)
+    mapping = load_mapping(Path(map_path))
+    profile = load_profile(profile_path)
+    header, rows = _read_csv(csv_path, mapping)
+    rng = random.Random(data_cfg.seed)
+    examples, errors, ids = [], [], set()
+    for line, row in rows:
+        if len(row) != len(header):
+            errors.append(
+                str(RecordError(str(csv_path), line, "row", f"{len(row)} fields, the header has {len(header)}"))
+            )
+            continue
+        txn, label, problems = _row_to_transaction(dict(zip(header, row, strict=True)), mapping)
+        if not problems and txn["transaction_id"] in ids:
+            problems = [("transaction_id", f"duplicate id {txn['transaction_id'][:40]!r}")]
+        if problems:
+            errors += [str(RecordError(str(csv_path), line, f, p)) for f, p in problems]
+            continue
+        ids.add(txn["transaction_id"])
+        examples.append(_example(txn, label, profile, rng, line))
+    examples, dropped = dedupe(examples)
+    summary = {
+        "csv": str(csv_path),
+        "out_dir": str(out_dir),
+        "rows": len(rows),
+        "imported": len(examples),
+        "skipped": len(rows) - len(examples) - len(dropped),
+        "near_duplicates_dropped": len(dropped),
+    }
+    if not examples:
+        return {**summary, "files": [], "errors": errors + [f"{csv_path}: no valid rows; nothing written"]}
+    split_examples(examples, data_cfg.train_frac, data_cfg.val_frac, data_cfg.seed)
+    card = _card(examples, summary, Path(map_path), profile_path, data_cfg)
+    files = write_dataset(Path(out_dir), examples, card)
+    return {
+        **summary,
+        "agree_with_profile": card["agree_with_profile"],
+        "splits": card["splits"],
+        "categories": card["counts"]["all"],
+        "files": files,
+        "errors": errors,
+    }
+
+
+def _read_csv(path: Path, mapping: CsvMapping) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (line number, fields) of each non-empty row; file-level problems raise."""
+    if not path.exists():
+        raise FraudtuneError(f"{path}: CSV file not found")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FraudtuneError(f"{path}: not UTF-8 (byte {exc.start}); save the CSV as UTF-8") from exc
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=mapping.delimiter)
+    try:
+        header = [h.strip() for h in next(reader, [])]
+        rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    except csv.Error as exc:
+        raise FraudtuneError(f"{path}:{reader.line_num}: row: unreadable CSV ({exc})") from exc
+    if not any(header):
+        raise FraudtuneError(f"{path}: empty file; expected a header row and one transaction per row")
+    _check_header(path, header, mapping)
+    return header, rows
+
+
+def _check_header(path: Path, header: list[str], mapping: CsvMapping) -> None:
+    if len(header) == 1:
+        other = next((d for d in (";", "\t", "|", ",") if d != mapping.delimiter and d in header[0]), None)
+        if other:
+            raise FraudtuneError(
+                f"{path}:1: header: read as one column {header[0][:50]!r}; the file looks "
+                f"{other!r}-separated: set delimiter: {other!r} in the mapping"
+            )
+    missing = [f"{col!r} ({name})" for name, col in mapping.columns.items() if col not in header]
+    if mapping.label_column not in header:
+        missing.append(f"{mapping.label_column!r} (label)")
+    if missing:
+        raise FraudtuneError(
+            f"{path}:1: header: missing column(s) {', '.join(missing)}; the file has {', '.join(header)[:200]}"
+        )
+
+
+def _row_to_transaction(
+    row: dict[str, str], mapping: CsvMapping
+) -> tuple[dict[str, Any], str | None, list[tuple[str, str]]]:
+    """SPEC transaction, label and (field, problem) list of one CSV row."""
+    txn: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for name, spec in mapping.fields.items():
+        column = mapping.columns.get(name)
+        raw = row[column].strip() if column else ""
+        value, problem = spec.convert(raw, mapping, txn) if raw else spec.missing(txn)
+        if problem:
+            problems.append((name, f"{problem} (column {column!r})" if column else problem))
+            continue
+        _put(txn, name, value)
+    raw_label = row[mapping.label_column].strip()
+    label = mapping.label_values.get(raw_label)
+    if label is None:
+        problems.append(
+            (
+                "label",
+                f"value {raw_label[:40]!r} (column {mapping.label_column!r}) is not in the "
+                f"mapping's label.values ({', '.join(mapping.label_values)})",
+            )
+        )
+    if not problems:
+        problems = validate_transaction(txn)
+    return txn, label, problems
+
+
+def _put(txn: dict[str, Any], name: str, value: Any) -> None:
+    *parents, leaf = name.split(".")
+    node = txn
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def _example(txn: dict[str, Any], label: str, profile: Profile, rng: random.Random, line: int) -> Example:
+    verdict = assess(profile, txn)
+    agrees = verdict.label == label
+    category = (classify(verdict, profile) or IMPORTED) if agrees else IMPORTED
+    shown, reasoning = (verdict, None) if agrees else _case_review(verdict, label, profile)
+    answer = render_assistant(shown, txn, profile, rng, reasoning=reasoning)
+    kind = profile.rule(verdict.deciding_rule).kind if verdict.deciding_rule and agrees else None
+    meta = {
+        "transaction_id": txn["transaction_id"],
+        "category": category,
+        "label": label,
+        "risk_score": shown.risk_score,
+        "red_flags": verdict.red_flags,
+        "generic_score": verdict.generic_score,
+        "deciding_rule": verdict.deciding_rule if agrees else None,
+        "rule_kind": kind,
+        "near_miss": None,
+        "label_source": "issuer",
+        "oracle_label": verdict.label,
+        "oracle_risk_score": verdict.risk_score,
+        "agrees_with_profile": agrees,
+        "csv_line": line,
+        "transaction": txn,
+    }
+    return Example(to_messages(txn, profile, answer), meta)
+
+
+def _case_review(verdict: Verdict, label: str, profile: Profile) -> tuple[Verdict, str]:
+    """The answer for a row whose label the profile disputes: the user's label, a score on its side of the
+    threshold, and a reasoning that names the case review as the source."""
+    heads = ", ".join(profile.rule(c).head.lower() for c in verdict.red_flags)
+    threshold = profile.decision_threshold
+    if label == "FRAUD":
+        score = max(verdict.risk_score, threshold)
+        reasoning = (
+            f"Confirmed FRAUD by the issuer's case review; the profile's signals ({heads}) score only "
+            f"{verdict.risk_score}, so this pattern is not in the rulebook yet."
+            if verdict.red_flags
+            else "Confirmed FRAUD by the issuer's case review although no profile signal fires; this pattern "
+            "is not in the rulebook yet."
+        )
+    else:
+        score = min(verdict.risk_score, threshold - 1)
+        reasoning = (
+            f"Cleared as LEGITIMATE by the issuer's case review although the profile's signals ({heads}) "
+            f"score {verdict.risk_score}."
+        )
+    return replace(verdict, label=label, risk_score=score, deciding_rule=None), reasoning
+
+
+def _card(
+    examples: list[Example], summary: dict[str, Any], map_path: Path, profile_path: Path, data_cfg: DataConfig
+) -> dict[str, Any]:
+    metas = [ex.meta for ex in examples]
+    return {
+        "source": "import-csv",
+        "csv": summary["csv"],
+        "mapping": str(map_path),
+        "n": len(examples),
+        "seed": data_cfg.seed,
+        "profile": str(profile_path),
+        "train_frac": data_cfg.train_frac,
+        "val_frac": data_cfg.val_frac,
+        "splits": {s: sum(m["split"] == s for m in metas) for s in ("train", "val", "test")},
+        "counts": counts_by_split(examples),
+        "agree_with_profile": sum(m["agrees_with_profile"] for m in metas),
+        "near_duplicates_dropped": summary["near_duplicates_dropped"],
+        "imported_at_rows": summary["rows"],
+    }
