@@ -15,6 +15,7 @@ import re
 import resource
 import shutil
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -41,25 +42,50 @@ from fraudtune.tokens import IGNORE_INDEX, collate, encode_example
 log = logging.getLogger(__name__)
 
 
-def train(cfg: RunConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
-    """`fraudtune train`: fine-tune, keep the best epoch by validation loss, return the summary."""
+def train(
+    cfg: RunConfig, run_dir: Path, resume: bool = False, callbacks: list[TrainerCallback] | None = None
+) -> dict[str, Any]:
+    """`fraudtune train`: fine-tune, keep the best epoch by validation loss, return the summary.
+
+    `callbacks` are extra Trainer callbacks (tune.py reports per-epoch validation loss to Optuna through one).
+    """
     run_dir = Path(run_dir)
     cfg = prepare_run(cfg, run_dir, resume)
-    set_status(run_dir, "train", "running")
+    _set_status(run_dir, "running")
     try:
-        summary = _train(cfg, run_dir, resume)
+        summary = _train(cfg, run_dir, resume, callbacks)
     except KeyboardInterrupt:
-        set_status(run_dir, "train", "cancelled")
+        _set_status(run_dir, "cancelled")
         raise
     except BaseException:
-        set_status(run_dir, "train", "failed")
+        _set_status(run_dir, "failed")
         raise
-    set_status(run_dir, "train", "done")
+    _set_status(run_dir, "done")
     return summary
 
 
-def _train(cfg: RunConfig, run_dir: Path, resume: bool) -> dict[str, Any]:
-    data_dir = ensure_data(cfg, run_dir)
+def is_main_process() -> bool:
+    """True unless this is a non-zero rank of a torchrun / accelerate launch (DDP) job."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _set_status(run_dir: Path, status: str) -> None:
+    if is_main_process():  # DDP: rank 0 alone writes the run directory
+        set_status(run_dir, "train", status)
+
+
+def _main_process_first() -> AbstractContextManager:
+    """Under DDP, rank 0 runs the block (e.g. data generation) before the other ranks enter it."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return nullcontext()
+    from accelerate import PartialState
+
+    return PartialState().main_process_first()
+
+
+def _train(cfg: RunConfig, run_dir: Path, resume: bool, callbacks: list[TrainerCallback] | None) -> dict[str, Any]:
+    with _main_process_first():
+        data_dir = ensure_data(cfg, run_dir)
     model, tokenizer = build_model(cfg)
     train_rows, val_rows = load_split(data_dir, "train"), load_split(data_dir, "val")
     check_pii(train_rows + val_rows, data_dir, cfg)
@@ -71,10 +97,12 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool) -> dict[str, Any]:
             "%d training examples were longer than data.max_length=%d and were cut", truncated, cfg.data.max_length
         )
     val_chats = [r["messages"] for r in val_rows]
-    trainer = build_trainer(cfg, run_dir, model, tokenizer, train_set, val_set, val_chats)
+    trainer = build_trainer(cfg, run_dir, model, tokenizer, train_set, val_set, val_chats, callbacks)
     began = time.perf_counter()
     trainer.train(resume_from_checkpoint=last_checkpoint(run_dir) if resume else None)
     train_seconds = time.perf_counter() - began
+    if not trainer.is_world_process_zero():  # DDP: rank 0 picks the best epoch and writes the adapter
+        return {"rank": trainer.args.process_index, "train_seconds": round(train_seconds, 2)}
     best = select_best(run_dir)
     export_adapter(cfg, run_dir, best)
     return write_summary(cfg, run_dir, trainer, train_set, truncated, train_seconds, best)
@@ -83,6 +111,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool) -> dict[str, Any]:
 def prepare_run(cfg: RunConfig, run_dir: Path, resume: bool) -> RunConfig:
     """Write the resolved config before any work; on --resume, continue with the stored one."""
     config_path = run_dir / paths.RUN_CONFIG
+    if not is_main_process():  # DDP: rank 0 alone prepares the run directory
+        return load_config(config_path) if resume and config_path.exists() else cfg
     if resume and config_path.exists():
         stored = load_config(config_path)
         if config_to_dict(stored) != config_to_dict(cfg):
@@ -210,6 +240,10 @@ class AnswerOnlyTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = answer_only_loss(model, inputs, num_items_in_batch)
+        if num_items_in_batch is not None and self.args.average_tokens_across_devices and self.args.world_size > 1:
+            # DDP: num_items_in_batch counts every rank's tokens and DDP then averages the gradients over ranks,
+            # so scale back up by the world size (as Trainer.compute_loss does) to match a single-process run.
+            loss = loss * self.args.world_size
         return (loss, {"loss": loss}) if return_outputs else loss
 
 
@@ -228,7 +262,14 @@ def answer_only_loss(model: Any, inputs: dict[str, torch.Tensor], num_items_in_b
 
 
 def build_trainer(
-    cfg: RunConfig, run_dir: Path, model: Any, tokenizer: Any, train_set: list, val_set: list, val_chats: list
+    cfg: RunConfig,
+    run_dir: Path,
+    model: Any,
+    tokenizer: Any,
+    train_set: list,
+    val_set: list,
+    val_chats: list,
+    extra_callbacks: list[TrainerCallback] | None = None,
 ) -> Trainer:
     mixed = precision(cfg)
     args = TrainingArguments(
@@ -266,6 +307,7 @@ def build_trainer(
     ]
     if cfg.train.early_stopping_patience:
         callbacks.append(EarlyStopping(cfg.train.early_stopping_patience))
+    callbacks.extend(extra_callbacks or [])
     return AnswerOnlyTrainer(
         model=model,
         args=args,
@@ -283,7 +325,7 @@ class MetricsLogger(TrainerCallback):
         self.path = run_dir / paths.METRICS
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not logs:
+        if not logs or not state.is_world_process_zero:  # DDP: one writer
             return
         split = "val" if any(k.startswith("eval_") for k in logs) else "train"
         row = {"step": state.global_step, "epoch": round(state.epoch or 0, 4), "split": split}
@@ -301,6 +343,10 @@ class EpochCheckpoints(TrainerCallback):
         self.root = run_dir / paths.CHECKPOINTS_DIR
 
     def on_save(self, args, state, control, **kwargs):
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()  # DDP: every rank has written its rng_state_<rank>.pth before the rename
+        if not state.is_world_process_zero:
+            return
         src = self.root / f"checkpoint-{state.global_step}"
         epoch = max(1, math.ceil((state.epoch or 0) - 1e-6))  # a max_steps run ends mid-epoch: it counts as one
         dst = self.root / f"epoch-{epoch}"
@@ -328,6 +374,10 @@ class ValidationScorer(TrainerCallback):
         probs, _ = fraud_probabilities(model, self.tokenizer, self.prompts, self.cfg.train.eval_batch_size)
         model.train(was_training)
         scores = classification_scores(self.truth, [p >= 0.5 for p in probs])
+        if metrics is not None:
+            metrics.update({f"eval_val_{k}": v for k, v in scores.items()})
+        if not state.is_world_process_zero:  # DDP: every rank scores (same numbers), rank 0 writes
+            return
         append_jsonl(
             self.path,
             {
@@ -337,8 +387,6 @@ class ValidationScorer(TrainerCallback):
                 **{f"val_{k}": v for k, v in scores.items()},
             },
         )
-        if metrics is not None:
-            metrics.update({f"eval_val_{k}": v for k, v in scores.items()})
 
 
 def classification_scores(truth: list[bool], pred: list[bool]) -> dict[str, float]:
