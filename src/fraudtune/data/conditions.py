@@ -60,14 +60,16 @@ def make_quiet(d: Draft, rule: Rule, rng: random.Random, near: bool = False) -> 
     return bool(free) and make_hold(d, negate(rng.choice(free)), rng, near)
 
 
-def make_near_miss(d: Draft, rule: Rule, rng: random.Random) -> bool:
-    """Every condition holds except one threshold, missed narrowly (TC-07 at $450 when the rule says >= $500)."""
+def make_near_miss(d: Draft, rule: Rule, rng: random.Random, which: int | None = None) -> bool:
+    """Every condition holds except one threshold, missed narrowly (TC-07 at $450 when the rule says >= $500).
+
+    which: index of the threshold to miss (taken in turn by the caller so each one is missed); None: random."""
     if not rule.when and rule.when_any:  # e.g. NEW_CUSTOMER: just past every alternative (30-day account...)
         return all([make_hold(d, negate(c), rng, near=True) for c in rule.when_any])
     numeric = [c for c in rule.when if c.op in NUMERIC_OPS]
     if not numeric:
         return False
-    missed = rng.choice(numeric)
+    missed = rng.choice(numeric) if which is None else numeric[which % len(numeric)]
     ok = all([make_hold(d, c, rng) for c in rule.when if c is not missed])
     if rule.when_any:
         ok = make_hold(d, rng.choice(rule.when_any), rng) and ok
@@ -130,7 +132,8 @@ def _target(d: Draft, c: Condition, rng: random.Random, near: bool) -> Any:
 
 
 def pick_number(op: str, x: float, spec: tuple, rng: random.Random, near: bool) -> float | int | object:
-    """A value on the right side of `x`; near: within 20% of it (and sometimes exactly on it)."""
+    """A value on the right side of `x`; near: within 20% of it, one step for small counts (velocity 5 for >= 6),
+    and a quarter of the time exactly on it."""
     lo, hi, decimals, _ = spec
     step = 10.0**-decimals
     a, b = {"ge": (x, hi), "gt": (x + step, hi), "le": (lo, x), "lt": (lo, x - step)}[op]
@@ -140,7 +143,7 @@ def pick_number(op: str, x: float, spec: tuple, rng: random.Random, near: bool) 
     if a > b:
         return _NONE
     if near:
-        width = max(2 * step, abs(x) * 0.2)
+        width = max(1, round(abs(x) * 0.1)) - 1 if decimals == 0 else max(2 * step, abs(x) * 0.2)
         a, b = (a, min(b, a + width)) if op in ("ge", "gt") else (max(a, b - width), b)
         if rng.random() < 0.25:
             return int(a if op in ("ge", "gt") else b) if decimals == 0 else round(a if op in ("ge", "gt") else b, 2)

@@ -48,6 +48,7 @@ class Intent:
     label: str
     rule: str | None = None
     near_miss: str | None = None
+    miss: int = 0  # which of the near-miss rule's thresholds is missed
 
 
 def generate(
@@ -133,10 +134,11 @@ def near_miss_rules(profile: Profile) -> list[str]:
 
 
 def _with_near_misses(category: str, count: int, share: float, rules: itertools.cycle) -> list[Intent]:
+    """`count` negatives, a `share` of them near misses; a rule's thresholds are missed in turn."""
     k = round(count * share)
-    return [Intent(category, "LEGITIMATE", near_miss=next(rules)) for _ in range(k)] + [
-        Intent(category, "LEGITIMATE")
-    ] * (count - k)
+    codes = [next(rules) for _ in range(k)]
+    near = [Intent(category, "LEGITIMATE", near_miss=code, miss=codes[:i].count(code)) for i, code in enumerate(codes)]
+    return near + [Intent(category, "LEGITIMATE")] * (count - k)
 
 
 def _take_turns(rules: list[Rule], k: int) -> list[Rule]:
@@ -187,14 +189,14 @@ def _next_near_miss(intent: Intent, profile: Profile, attempt: int) -> Intent:
     codes = near_miss_rules(profile)
     nxt = codes[(codes.index(intent.near_miss) + 1) % len(codes)]
     done = attempt >= NEAR_MISS_PATIENCE * len(codes)
-    return Intent(intent.category, intent.label, near_miss=None if done else nxt)
+    return Intent(intent.category, intent.label, near_miss=None if done else nxt, miss=intent.miss)
 
 
 def _attempt(intent: Intent, profile: Profile, rng: random.Random, ids: set[str]) -> dict[str, Any] | None:
     draft = Draft(base_transaction(rng, _fresh_id(rng, "T", ids), _fresh_id(rng, "C", ids)))
     if intent.rule and not make_fire(draft, profile.rule(intent.rule), rng, near=rng.random() < 0.25):
         return None
-    if intent.near_miss and not make_near_miss(draft, profile.rule(intent.near_miss), rng):
+    if intent.near_miss and not make_near_miss(draft, profile.rule(intent.near_miss), rng, intent.miss):
         return None
     generic = profile.by_kind("generic")
     fired = {r.code for r in generic if fires(r, draft.txn)}

@@ -34,7 +34,7 @@ def base_transaction(rng: random.Random, txn_id: str, customer_id: str) -> dict[
     if abroad:  # a trip the customer told the bank about
         country = rng.choice([c for c in catalog.FOREIGN_COUNTRIES if c != country])
         customer["travel_notice_country"] = country
-    ratio = min(max(rng.lognormvariate(0, 0.5), 0.15), 5.0)
+    ratio = min(max(rng.lognormvariate(0, 0.6), 0.15), 5.0)
     one_hour = rng.choices((0, 1, 2), (6, 3, 1))[0]
     return {
         "transaction_id": txn_id,

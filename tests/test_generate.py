@@ -1,0 +1,275 @@
+"""`fraudtune data generate`: SPEC 4 counts, oracle agreement, diversity, near misses, splits, determinism."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from spec_oracle import (
+    CATEGORIES,
+    DEMO_PROFILE,
+    DOCUMENTED,
+    HISTORICAL,
+    WEIGHTS,
+    demo_dataset,
+    read_jsonl,
+    spec_assess,
+    spec_flags,
+    spec_generic_score,
+)
+
+from fraudtune.cli import main
+from fraudtune.data.chat import parse_answer
+from fraudtune.data.generate import generate
+from fraudtune.data.schema import validate_transaction
+from fraudtune.errors import FraudtuneError
+from fraudtune.profile import load_profile
+
+PROFILE = load_profile(DEMO_PROFILE)
+SPLITS = ("train", "val", "test")
+
+
+@pytest.fixture(scope="module")
+def data() -> Path:
+    return demo_dataset()
+
+
+@pytest.fixture(scope="module")
+def metas(data: Path) -> list[dict]:
+    return read_jsonl(data / "fraud_dataset.meta.jsonl")
+
+
+@pytest.fixture(scope="module")
+def chats(data: Path) -> list[dict]:
+    return read_jsonl(data / "fraud_dataset.jsonl")
+
+
+@pytest.fixture(scope="module")
+def txns(metas: list[dict]) -> list[dict]:
+    return [m["transaction"] for m in metas]
+
+
+def test_files(data: Path) -> None:
+    names = {"fraud_dataset.jsonl", "fraud_dataset.meta.jsonl", "data_card.json"}
+    names |= {f"{s}{ext}" for s in SPLITS for ext in (".jsonl", ".meta.jsonl")}
+    assert {p.name for p in data.iterdir()} == names
+
+
+def test_category_counts_match_spec4(metas: list[dict]) -> None:
+    counts = Counter((m["category"], m["label"]) for m in metas)
+    assert counts == {
+        ("clear_fraud", "FRAUD"): 100,
+        ("clear_legitimate", "LEGITIMATE"): 200,
+        ("borderline", "FRAUD"): 75,
+        ("borderline", "LEGITIMATE"): 75,
+        ("company_specific", "FRAUD"): 50,
+    }
+
+
+def test_split_is_80_10_10_stratified(metas: list[dict]) -> None:
+    assert Counter(m["split"] for m in metas) == {"train": 400, "val": 50, "test": 50}
+    strata = defaultdict(Counter)
+    for m in metas:
+        strata[m["category"], m["label"]][m["split"]] += 1
+    for counts in strata.values():
+        size = sum(counts.values())
+        for split, share in zip(SPLITS, (0.8, 0.1, 0.1), strict=True):
+            assert abs(counts[split] - share * size) <= 1, (counts, size)
+
+
+def test_split_files_hold_their_examples_in_dataset_order(data: Path, metas: list[dict], chats: list[dict]) -> None:
+    for split in SPLITS:
+        chosen = [i for i, m in enumerate(metas) if m["split"] == split]
+        assert read_jsonl(data / f"{split}.jsonl") == [chats[i] for i in chosen]
+        assert read_jsonl(data / f"{split}.meta.jsonl") == [metas[i] for i in chosen]
+
+
+def test_every_record_agrees_with_the_independent_spec(metas: list[dict], chats: list[dict]) -> None:
+    for meta, chat in zip(metas, chats, strict=True):
+        assert spec_assess(meta["transaction"]) == (meta["label"], meta["risk_score"], meta["red_flags"])
+        answer = parse_answer(chat["messages"][-1]["content"], PROFILE)
+        assert answer.error is None
+        assert (answer.label, answer.risk_score, answer.red_flags) == (
+            meta["label"],
+            meta["risk_score"],
+            meta["red_flags"],
+        )
+
+
+def test_category_definitions_hold(metas: list[dict]) -> None:
+    for m in metas:
+        txn, flags = m["transaction"], spec_flags(m["transaction"])
+        generic = [f for f in flags if f in WEIGHTS]
+        rules = [f for f in flags if f not in WEIGHTS]
+        score = spec_assess(txn)[1]
+        if m["category"] == "clear_fraud":
+            assert len(generic) >= 3 and score >= 85 and not rules
+        elif m["category"] == "clear_legitimate":
+            assert not flags and score <= 15
+        elif m["category"] == "borderline":
+            assert 40 <= score <= 60 and not rules
+            assert m["label"] == ("FRAUD" if score >= 50 else "LEGITIMATE")
+        else:
+            assert m["category"] == "company_specific"
+            assert len(rules) == 1 and spec_generic_score(txn) < 50 and m["label"] == "FRAUD"
+            assert m["deciding_rule"] == rules[0]
+            assert m["rule_kind"] == ("historical" if rules[0] in HISTORICAL else "documented")
+
+
+def test_every_rule_decides_at_least_three_times(metas: list[dict]) -> None:
+    deciding = Counter(m["deciding_rule"] for m in metas if m["category"] == "company_specific")
+    assert set(deciding) == set(DOCUMENTED) | set(HISTORICAL)
+    assert min(deciding.values()) >= 3
+    historical = sum(deciding[c] for c in HISTORICAL) / sum(deciding.values())
+    assert 0.25 <= historical <= 0.42  # "about a third"
+
+
+def test_borderline_labels_are_balanced(metas: list[dict]) -> None:
+    labels = Counter(m["label"] for m in metas if m["category"] == "borderline")
+    assert 0.4 <= labels["FRAUD"] / sum(labels.values()) <= 0.6
+
+
+@pytest.mark.parametrize(
+    ("code", "near"),
+    [
+        ("MANUAL_KEY_ENTRY", lambda t: t["txn_code"] == "TC-07" and 400 <= t["amount"] < 500),
+        ("FRAUD_RING_MERCHANT", lambda t: t["merchant"]["id"].startswith("M-QX") and 40 <= t["amount"] < 50),
+        ("FORCE_POST_OVERRIDE", lambda t: t["txn_code"] == "TC-33" and 160 <= t["amount"] < 200),
+        (
+            "GIFT_CARD_AFTER_RESET",
+            lambda t: (
+                t["merchant"]["category"] == "gift_cards"
+                and 240 <= t["amount"] < 300
+                and (t["customer"]["password_reset_hours_ago"] or 99) <= 48
+            ),
+        ),
+        ("VELOCITY_BURST", lambda t: t["velocity"]["txn_last_1h"] == 5),
+        (
+            "CARD_TESTING",
+            lambda t: t["channel"] == "online" and (2 <= t["amount"] < 2.5 or t["velocity"]["txn_last_24h"] == 3),
+        ),
+        ("NEW_ACCOUNT_FUNDING", lambda t: t["txn_code"] == "TC-44" and 30 <= t["customer"]["account_age_days"] <= 33),
+        ("MARKETPLACE_TAKEOVER", lambda t: t["txn_code"] == "TC-21" and 320 <= t["amount"] < 400),
+    ],
+)
+def test_near_miss_negatives_exist_and_are_recorded(metas: list[dict], code: str, near) -> None:
+    recorded = [m for m in metas if m["near_miss"] == code]
+    assert recorded and any(near(m["transaction"]) for m in recorded)
+    for m in recorded:
+        assert m["label"] == "LEGITIMATE" and m["category"] in ("clear_legitimate", "borderline")
+        assert code not in spec_flags(m["transaction"])
+
+
+def test_transactions_meet_the_schema(txns: list[dict]) -> None:
+    assert all(validate_transaction(t) == [] for t in txns)
+
+
+def test_diversity(txns: list[dict]) -> None:
+    merchants = {t["merchant"]["id"] for t in txns}
+    assert len(merchants) >= 40
+    assert all(re.fullmatch(r"M-[A-Z]+-\d{4}", m) for m in merchants)
+    assert any(m.startswith("M-QX") for m in merchants)
+    assert merchants & {"M-QUICKGIFT-0007", "M-LUXWATCH-0420", "M-FASTFUEL-0088", "M-DEALZONE-0271"}
+    assert {t["merchant"]["category"] for t in txns} == set(CATEGORIES)
+    assert {t["channel"] for t in txns} == {"in_person", "online", "recurring", "atm"}
+    times = [datetime.fromisoformat(t["timestamp"]) for t in txns]
+    assert {d.hour for d in times} == set(range(24))
+    assert {d.weekday() for d in times} == set(range(7))
+    assert len({t["merchant"]["country"] for t in txns}) >= 12
+    decades = Counter(min(3, int(len(str(int(t["amount"]))) - 1)) for t in txns)  # $1-9, 10-99, 100-999, 1000+
+    assert all(decades[d] >= 25 for d in range(4)), decades
+    assert min(t["amount"] for t in txns) < 5 and max(t["amount"] for t in txns) > 5000
+    customers = [t["customer"] for t in txns]
+    assert len({c["id"] for c in customers}) == len(txns)
+    assert sum(c["account_age_days"] < 30 for c in customers) >= 20
+    assert sum(c["account_age_days"] > 1000 for c in customers) >= 50
+    assert sum(c["travel_notice_country"] is not None for c in customers) >= 20
+    assert sum(c["password_reset_hours_ago"] is not None for c in customers) >= 20
+
+
+def test_channel_matches_code(txns: list[dict]) -> None:
+    channel_of = {
+        "TC-01": "in_person",
+        "TC-05": "in_person",
+        "TC-12": "recurring",
+        "TC-20": "online",
+        "TC-21": "online",
+    }
+    for t in txns:
+        if t["merchant"]["category"] == "atm_cash" or t["channel"] == "atm":
+            assert (t["merchant"]["category"], t["channel"]) == ("atm_cash", "atm")
+        elif t["txn_code"] in channel_of:
+            assert t["channel"] == channel_of[t["txn_code"]]
+        assert t["velocity"]["txn_last_24h"] >= t["velocity"]["txn_last_1h"]
+
+
+def test_no_near_duplicates_across_splits(metas: list[dict], chats: list[dict]) -> None:
+    """Near-duplicate: same merchant and customer, same hour of day, amounts within 1%."""
+    groups = defaultdict(list)
+    for m in metas:
+        t = m["transaction"]
+        groups[t["merchant"]["id"], t["customer"]["id"], int(t["timestamp"][11:13])].append((t["amount"], m["split"]))
+    for members in groups.values():
+        for i, (a, split_a) in enumerate(members):
+            for b, split_b in members[i + 1 :]:
+                assert split_a == split_b or abs(a - b) > 0.01 * max(a, b)
+    users = Counter(c["messages"][1]["content"].lower() for c in chats)
+    assert max(users.values()) == 1
+
+
+def test_chat_format(chats: list[dict]) -> None:
+    for chat in chats:
+        assert list(chat) == ["messages"]
+        assert [m["role"] for m in chat["messages"]] == ["system", "user", "assistant"]
+        assert all(set(m) == {"role", "content"} and m["content"].strip() for m in chat["messages"])
+
+
+def test_data_card(data: Path, metas: list[dict]) -> None:
+    card = json.loads((data / "data_card.json").read_text())
+    assert (card["n"], card["seed"], card["profile"]) == (500, 7, str(DEMO_PROFILE))
+    for split in SPLITS:
+        expected = Counter((m["category"], m["label"]) for m in metas if m["split"] == split)
+        got = {(cat, label): n for cat, labels in card["counts"][split].items() for label, n in labels.items()}
+        assert got == expected
+
+
+def test_same_seed_gives_byte_identical_files(data: Path, tmp_path: Path) -> None:
+    generate(tmp_path / "again", DEMO_PROFILE, n=500, seed=7)
+    for path in data.iterdir():
+        assert (tmp_path / "again" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+@pytest.mark.parametrize(
+    ("n", "expected", "splits"),
+    [
+        (8, {"clear_fraud": 2, "clear_legitimate": 3, "borderline": 2, "company_specific": 1}, None),
+        (40, {"clear_fraud": 8, "clear_legitimate": 16, "borderline": 12, "company_specific": 4}, (32, 4, 4)),
+        (80, {"clear_fraud": 16, "clear_legitimate": 32, "borderline": 24, "company_specific": 8}, (64, 8, 8)),
+    ],
+)
+def test_small_n_keeps_the_ratios(tmp_path: Path, n: int, expected: dict, splits) -> None:
+    """Expected counts: n x (0.2, 0.4, 0.3, 0.1) with largest-remainder rounding, worked out by hand."""
+    generate(tmp_path, DEMO_PROFILE, n=n, seed=11)
+    metas = read_jsonl(tmp_path / "fraud_dataset.meta.jsonl")
+    assert Counter(m["category"] for m in metas) == expected
+    if splits:
+        assert tuple(Counter(m["split"] for m in metas)[s] for s in SPLITS) == splits
+    assert all(spec_assess(m["transaction"])[0] == m["label"] for m in metas)
+
+
+def test_cli_generate(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["data", "generate", "--out", str(tmp_path), "--n", "40", "--seed", "3"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["splits"] == {"train": 32, "val": 4, "test": 4}
+    assert summary["n"] == 40 and summary["seed"] == 3
+
+
+def test_too_few_examples(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(FraudtuneError, match="need at least 8"):
+        generate(tmp_path, DEMO_PROFILE, n=7, seed=1)
+    assert main(["data", "generate", "--out", str(tmp_path), "--n", "7"]) == 1
+    assert "need at least 8 examples" in capsys.readouterr().err
