@@ -334,7 +334,7 @@ def test_baselines_can_be_denied_the_historical_patterns() -> None:
     assert verdict.label == "LEGITIMATE" and "FRAUD_RING_MERCHANT" not in verdict.red_flags
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(transactions())
 def test_oracle_equals_the_independent_implementation(txn: dict) -> None:
     verdict = assess(PROFILE, txn)

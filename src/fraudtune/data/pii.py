@@ -14,8 +14,8 @@ _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A
 _SSN = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")
 # +1 415 555 0100, (415) 555-0100, 415.555.0100, +44 20 7946 0958
 _PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,3}"
-    r"|\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w-])"
+    r"(?:(?<![\w+])\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,3}"
+    r"|\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}|(?<![\w+])\d{3}[.-]\d{3}[.-]\d{4})(?![\w-])"
 )
 MASKS = {"card": "[CARD]", "email": "[EMAIL]", "ssn": "[SSN]", "phone": "[PHONE]"}
 
@@ -51,7 +51,10 @@ def find_pii(text: str) -> list[tuple[str, tuple[int, int]]]:
 
 
 def scrub(text: str) -> str:
-    """The text with every finding replaced by its mask ([CARD], [EMAIL], [SSN], [PHONE])."""
-    for kind, (start, end) in reversed(find_pii(text)):
-        text = text[:start] + MASKS[kind] + text[end:]
+    """The text with every finding replaced by its mask ([CARD], [EMAIL], [SSN], [PHONE]).
+
+    Repeated until nothing is found: a mask can expose a neighbour that was glued to the first finding."""
+    while findings := find_pii(text):
+        for kind, (start, end) in reversed(findings):
+            text = text[:start] + MASKS[kind] + text[end:]
     return text
