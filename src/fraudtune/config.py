@@ -129,6 +129,27 @@ class TuneConfig(Section):
     sampler: Literal["grid", "tpe"] = Field("grid", description="Phased grid, or TPE with a pruner.")
     pruner: Literal["none", "median", "successive_halving"] = Field("none", description="Pruner on per-epoch val loss.")
     n_trials: int = Field(0, ge=0, description="TPE trials (0: as many as the grid).")
+    pruner_startup_trials: int = Field(2, ge=0, description="Median pruner: trials that finish before it prunes.")
+    heartbeat_seconds: int = Field(
+        60, ge=1, description="Trial heartbeat; a trial silent for 3x this is taken as killed and retried."
+    )
+    max_retry: int = Field(2, ge=0, description="Retries of a killed trial before it counts as failed.")
+    small: list[str] = Field(
+        [
+            "data.n=100",
+            "train.epochs=1",
+            "train.warmup_steps=2",
+            "tune.ranks=[4, 16]",
+            "tune.lrs=[5.0e-5, 2.0e-4]",
+            "tune.epochs=[1, 2]",
+            "tune.alphas=[]",
+            "tune.batch_sizes=[]",
+        ],
+        description="`key=value` overrides that make --budget small (a documented subset of the grid).",
+    )
+    bf16_steps: int = Field(
+        3, ge=1, description="Techniques: optimizer steps of the bf16-vs-fp32 runs on a CPU without fast bf16."
+    )
 
 
 class RoiConfig(Section):

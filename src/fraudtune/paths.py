@@ -28,6 +28,10 @@ FORGETTING_STRATEGIES_JSON = "forgetting_strategies.json"
 FORGETTING_STRATEGIES_MD = "forgetting_strategies.md"
 ROI_JSON = "roi.json"
 TUNE_DIR = "tune"
+STUDY_DB = "study.db"
+TRIALS_LOG = "trials.jsonl"
+BEST_CONFIG = "best_config.yaml"
+TECHNIQUES_DIR = "techniques"
 TRAINING_RESULTS_JSON = "training_results.json"
 TRAINING_RESULTS_MD = "training_results.md"
 ADVANCED_JSON = "advanced_techniques.json"
@@ -43,6 +47,11 @@ def split_file(data_dir: Path, split: str) -> Path:
 def meta_file(chat_file: Path) -> Path:
     """The metadata file kept beside a chat JSONL file (same order, one line per example)."""
     return chat_file.with_name(chat_file.name.removesuffix(".jsonl") + ".meta.jsonl")
+
+
+def trial_dir(tune_dir: Path, number: int) -> Path:
+    """RUN/tune/trial-<k>/: one Optuna trial, itself a complete run directory."""
+    return tune_dir / f"trial-{number}"
 
 
 def resolve_resource(path: Path) -> Path:

@@ -1,0 +1,325 @@
+"""`fraudtune tune`: an Optuna study over train(): the seed's phased grid, or TPE with a pruner.
+
+Every trial is a complete run directory RUN/tune/trial-<k>/ (a fresh base model and adapter, seed set first),
+trained by the same `train()` that `fraudtune train` calls. The study lives in RDB storage (the SQLite file
+RUN/tune/study.db unless tune.storage names another SQLAlchemy URL), so rerunning the command resumes it:
+finished trials are not rerun, a killed trial (heartbeat gone stale) is retried, and any number of worker
+processes pointed at one storage share the study.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from fraudtune import paths
+from fraudtune.config import RunConfig, config_to_dict, validate_config
+from fraudtune.errors import FraudtuneError
+from fraudtune.files import write_yaml
+from fraudtune.tune_trial import TrialFailed, run_trial
+
+log = logging.getLogger(__name__)
+
+# (phase, Optuna parameter, config key, TuneConfig list holding its values), in the order the phases run.
+PHASES = (
+    ("rank", "r", "lora.r", "ranks"),
+    ("lr", "lr", "train.lr", "lrs"),
+    ("epochs", "epochs", "train.epochs", "epochs"),
+    ("alpha", "alpha", "lora.alpha", "alphas"),
+    ("batch", "batch_size", "train.batch_size", "batch_sizes"),
+)
+CONFIG_KEY = {param: key for _, param, key, _ in PHASES}
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def tune(cfg: RunConfig, run_dir: Path, techniques: bool = False) -> dict[str, Any]:
+    """`fraudtune tune`: run (or resume, or join) the study, then write the results and the best config.
+
+    Args:
+        cfg: the base config; tune.budget=small first applies the tune.small overrides.
+        run_dir: the study's run directory (trials go to RUN/tune/trial-<k>/).
+        techniques: measure the advanced techniques (fraudtune.techniques) instead of searching.
+    """
+    run_dir = Path(run_dir)
+    cfg = apply_budget(cfg)
+    if techniques:
+        from fraudtune.techniques import techniques as measure_techniques
+
+        return measure_techniques(cfg, run_dir)
+    tune_dir = run_dir / paths.TUNE_DIR
+    write_yaml(tune_dir / paths.RUN_CONFIG, config_to_dict(cfg))
+    shared_data(cfg, run_dir)
+    kind = cfg.tune.sampler
+    study = open_study(cfg, run_dir, kind)
+    if kind == "grid":
+        run_grid(study, cfg, run_dir)
+    else:
+        run_tpe(study, cfg, run_dir)
+    from fraudtune.tune_results import write_results
+
+    return write_results(cfg, run_dir, study, kind)
+
+
+def apply_budget(cfg: RunConfig) -> RunConfig:
+    """tune.budget=small: the config with the tune.small `key=value` overrides applied (validated again)."""
+    if cfg.tune.budget != "small":
+        return cfg
+    raw = config_to_dict(cfg)
+    for item in cfg.tune.small:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise FraudtuneError(f"tune.small: '{item}' is not key=value, e.g. data.n=100")
+        set_key(raw, key.strip(), yaml.safe_load(value))
+    return validate_config(raw, "tune.small")
+
+
+def set_key(raw: dict[str, Any], key: str, value: Any) -> None:
+    """raw['a']['b'] = value for key 'a.b'."""
+    *sections, last = key.split(".")
+    node = raw
+    for part in sections:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def with_params(cfg: RunConfig, params: dict[str, Any]) -> RunConfig:
+    """The config with a trial's parameters ('r', 'lr', ...) or dotted config keys ('train.scheduler') set."""
+    raw = config_to_dict(cfg)
+    for key, value in params.items():
+        set_key(raw, CONFIG_KEY.get(key, key), value)
+    return validate_config(raw, "trial params")
+
+
+def shared_data(cfg: RunConfig, run_dir: Path) -> Path:
+    """RUN/data: every trial trains on this one split (generated from data.* if absent).
+
+    Generated into a private folder and renamed into place, so workers starting together never mix files.
+    """
+    from fraudtune.train import ensure_data
+
+    data_dir = run_dir / paths.DATA_DIR
+    if all(paths.split_file(data_dir, s).exists() for s in paths.SPLITS):
+        return data_dir
+    private = run_dir / f".worker-{os.getpid()}"
+    ensure_data(cfg, private)
+    try:
+        os.rename(private / paths.DATA_DIR, data_dir)  # fails if another worker's data landed first
+    except OSError:
+        log.info("%s: another worker generated the data first; using it", data_dir)
+    shutil.rmtree(private, ignore_errors=True)
+    return data_dir
+
+
+def storage_url(cfg: RunConfig, run_dir: Path) -> str:
+    if cfg.tune.storage:
+        return cfg.tune.storage
+    db = (run_dir / paths.TUNE_DIR / paths.STUDY_DB).resolve()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{db}"
+
+
+def redact_url(url: str) -> str:
+    """A storage URL without its password."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def study_name(cfg: RunConfig, kind: str) -> str:
+    """The grid and the TPE study keep apart: their parameter distributions differ."""
+    return cfg.tune.study if kind == "grid" else f"{cfg.tune.study}-{kind}"
+
+
+def open_study(cfg: RunConfig, run_dir: Path, kind: str) -> optuna.Study:
+    """Create or load the study; trials whose heartbeat stops (a killed worker) are retried up to tune.max_retry."""
+    url = storage_url(cfg, run_dir)
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=cfg.tune.heartbeat_seconds,
+            grace_period=3 * cfg.tune.heartbeat_seconds,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=cfg.tune.max_retry
+            ),
+        )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for attempt in range(3):  # workers starting together race to create the tables and the study
+        try:
+            return optuna.create_study(
+                study_name=study_name(cfg, kind),
+                storage=storage,
+                direction="minimize",  # value: validation loss; the best config is chosen by accuracy, then loss
+                load_if_exists=True,
+                pruner=make_pruner(cfg),
+            )
+        except Exception as exc:  # sqlalchemy's OperationalError / IntegrityError
+            if attempt == 2:
+                raise FraudtuneError(f"tune.storage {redact_url(url)}: cannot open the study ({exc})") from exc
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
+
+
+def make_pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:
+    if cfg.tune.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=cfg.tune.pruner_startup_trials, n_warmup_steps=0)
+    if cfg.tune.pruner == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    return optuna.pruners.NopPruner()
+
+
+def grid_phases(cfg: RunConfig) -> list[tuple[str, str, list[Any]]]:
+    """(phase, parameter, values) of every phase with values; the optional phases (alpha, batch) when listed."""
+    return [(phase, param, list(getattr(cfg.tune, fld))) for phase, param, _, fld in PHASES if getattr(cfg.tune, fld)]
+
+
+def base_params(cfg: RunConfig) -> dict[str, Any]:
+    """The config's own value of every searched parameter: what a phase holds fixed until its own phase ran."""
+    raw = config_to_dict(cfg)
+    out = {}
+    for _, param, _ in grid_phases(cfg):
+        section, name = CONFIG_KEY[param].split(".")
+        out[param] = raw[section][name]
+    return out
+
+
+def choices(cfg: RunConfig) -> dict[str, list[Any]]:
+    """One categorical distribution per key for the whole study (Optuna forbids changing it between trials)."""
+    base = base_params(cfg)
+    return {key: sorted({*values, base[key]}) for _, key, values in grid_phases(cfg)}
+
+
+def phase_points(fixed: dict[str, Any], key: str, values: list[Any]) -> list[dict[str, Any]]:
+    return [{**fixed, key: value} for value in values]
+
+
+def run_grid(study: optuna.Study, cfg: RunConfig, run_dir: Path) -> None:
+    """The phased grid: each phase varies one key with the earlier phases' winners fixed."""
+    fixed = base_params(cfg)
+    space = choices(cfg)
+    for phase, key, values in grid_phases(cfg):
+        points = phase_points(fixed, key, values)
+        run_phase(study, cfg, run_dir, phase, points, space)
+        best = best_trial([t for t in study.get_trials(deepcopy=False) if t.params in points])
+        if best is None:
+            raise FraudtuneError(f"tune phase {phase}: no trial completed; see {run_dir / paths.TUNE_DIR}")
+        fixed[key] = best.params[key]
+        log.info("phase %s: best %s=%s", phase, key, fixed[key])
+
+
+def run_phase(
+    study: optuna.Study,
+    cfg: RunConfig,
+    run_dir: Path,
+    phase: str,
+    points: list[dict[str, Any]],
+    space: dict[str, list[Any]],
+) -> None:
+    """Train the phase's untried points, then wait for other workers' running trials before the next phase."""
+    study.sampler = PlannedSampler(points)
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("phase", phase)
+        try:
+            params = {key: trial.suggest_categorical(key, values) for key, values in space.items()}
+        except TrialFailed as exc:
+            trial.set_user_attr("error", str(exc))
+            raise
+        return run_trial(trial, with_params(cfg, params), run_dir)
+
+    poll = min(5.0, float(cfg.tune.heartbeat_seconds))
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # a killed worker's trial -> FAIL -> a WAITING retry
+        trials = study.get_trials(deepcopy=False)
+        waiting = any(t.state == TrialState.WAITING for t in trials)
+        if waiting or untried(points, trials):
+            study.optimize(objective, n_trials=1, catch=(TrialFailed,))
+        elif any(t.state == TrialState.RUNNING and trial_point(t) in points for t in trials):
+            time.sleep(poll)
+        else:
+            return
+
+
+def untried(points: list[dict[str, Any]], trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
+    """Points with no trial yet, or whose trials all crashed without a recorded cause (rerun after a fix)."""
+    claimed = [trial_point(t) for t in trials if t.state != TrialState.FAIL or "error" in t.user_attrs]
+    return [p for p in points if p not in claimed]
+
+
+def trial_point(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
+    """The trial's parameters, or the point planned for it if it has not suggested them yet."""
+    return trial.params or trial.system_attrs.get("planned")
+
+
+def best_trial(trials: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial | None:
+    """Highest validation accuracy; ties go to the lower validation loss, then the earlier trial."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("val_accuracy") is not None]
+    if not done:
+        return None
+    return min(done, key=lambda t: (-t.user_attrs["val_accuracy"], t.user_attrs["val_loss"], t.number))
+
+
+def run_tpe(study: optuna.Study, cfg: RunConfig, run_dir: Path) -> None:
+    """TPE over the same keys (lr log-uniform), trained for the longest epoch count and pruned per epoch."""
+    grid = grid_phases(cfg)
+    n_trials = cfg.tune.n_trials or sum(len(values) for _, _, values in grid)
+    study.sampler = optuna.samplers.TPESampler(seed=cfg.seed)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {}
+        for _, key, values in grid:
+            if key == "lr":
+                params[key] = trial.suggest_float(key, min(values), max(values), log=True)
+            elif key == "epochs":
+                params[key] = max(values)  # the pruner decides how many epochs a configuration deserves
+            else:
+                params[key] = trial.suggest_categorical(key, values)
+        trial.set_user_attr("phase", "tpe")
+        return run_trial(trial, with_params(cfg, params), run_dir)
+
+    done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+    if done < n_trials:
+        stop = optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)  # shared across workers
+        study.optimize(objective, n_trials=n_trials - done, callbacks=[stop], catch=(TrialFailed,))
+
+
+class PlannedSampler(optuna.samplers.BaseSampler):
+    """Gives a new trial the first point of the phase no trial has claimed yet (GridSampler, minus re-runs).
+
+    Optuna's GridSampler would re-train a configuration an earlier phase already measured (e.g. phase 2's
+    lr=2e-4 at the best rank is phase 1's winner); identical configurations train once here.
+    """
+
+    def __init__(self, points: list[dict[str, Any]]) -> None:
+        self.points = points
+
+    def infer_relative_search_space(self, study, trial):
+        return {}
+
+    def sample_relative(self, study, trial, search_space):
+        return {}
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.params or "planned" in trial.system_attrs:
+            return  # a retry of a killed trial keeps its parameters
+        todo = untried(self.points, study.get_trials(deepcopy=False))
+        planned = todo[trial.number % len(todo)] if todo else None  # workers starting together differ
+        study._storage.set_trial_system_attr(trial._trial_id, "planned", planned)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        planned = study._storage.get_trial_system_attrs(trial._trial_id).get("planned")
+        if planned is None:
+            raise TrialFailed("nothing left to try in this phase: another worker took the last point")
+        return planned[param_name]
