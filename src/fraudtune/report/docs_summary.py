@@ -1,0 +1,190 @@
+"""docs/WEEK22_SUMMARY.md: what was built, what the run measured, the ROI, and the lessons, from run files only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fraudtune.report import fmt
+from fraudtune.report.docs_claims import claims_table, consistency_value, seed_claims
+from fraudtune.report.runfiles import MODEL_NAMES, RunResults, completed_trials, roi_primary
+
+BUILT = (
+    "`fraudtune data`: the issuer profile (flags, rulebook, historical patterns) as a labelling oracle; a generated, "
+    "stratified chat data set; CSV import with column mapping; validation with PII scan and scrub.",
+    "`fraudtune train`: LoRA on SmolLM2-135M-Instruct (dequantised once from the shipped GGUF), answer-only loss, "
+    "per-epoch checkpoints, best adapter by validation loss, `--resume`.",
+    "`fraudtune predict`: label probability from one forward pass, explanation by generation, parse-back to codes.",
+    "`fraudtune evaluate`: the adapter against the prompted base model, the rules engine and gradient boosting, "
+    "with bootstrap intervals, McNemar tests, calibration, consistency and company-knowledge slices.",
+    "`fraudtune forgetting`: general skills of the base model before and after fine-tuning, paired intervals.",
+    "`fraudtune tune`: phased hyperparameter search over `train()`; `fraudtune roi`: the cost-benefit model.",
+    "`fraudtune report` and `fraudtune dashboard`: these guides, the charts and an offline dashboard.",
+)
+LESSONS = (
+    "A GGUF-loaded model keeps its quantization config and the Trainer refuses to train it: dequantise once into a "
+    "plain model and cache it.",
+    "Stages that talk only through files in the run directory make every result reproducible from its folder and "
+    "let the report skip what has not run instead of guessing.",
+    "Precision measured on a balanced test set does not carry over to production fraud rates; recall and the "
+    "false-positive rate do.",
+)
+
+
+def results_table(run: RunResults) -> list[str]:
+    """One row per model: the figures a reader compares first."""
+    if not run.models():
+        return [f"not measured yet: run `{run.command('evaluate')}`"]
+    rows = []
+    for key in run.models():
+        m = run.eval["models"][key]
+        ci = m.get("ci") or {}
+        knowledge = (m.get("company_knowledge") or {}).get("accuracy")
+        rows.append(
+            [
+                MODEL_NAMES.get(key, key),
+                fmt.with_ci(m.get("accuracy"), ci.get("accuracy")),
+                fmt.with_ci(m.get("f1"), ci.get("f1")),
+                fmt.pct(knowledge),
+                fmt.pct(consistency_value(m.get("consistency"))),
+                fmt.num(m.get("latency_ms_p50")),
+                fmt.usd(m.get("cost_per_1k")),
+            ]
+        )
+    n = (run.eval.get("test") or {}).get("n")
+    header_row = [
+        "model",
+        "accuracy [95% CI]",
+        "F1 [95% CI]",
+        "company knowledge acc.",
+        "consistency",
+        "latency p50 (ms)",
+        "$ / 1K requests",
+    ]
+    return [f"Test set: {fmt.num(n)} transactions.", "", *fmt.md_table(header_row, rows)]
+
+
+def render_summary(run: RunResults) -> str:
+    sections = [
+        fmt.doc_header(run.run_dir, run.meta, "Week 22 summary: LoRA fine-tuning for fraud detection"),
+        ["## What was built", "", *(f"- {b}" for b in BUILT)],
+        ["## Results", "", *results_table(run)],
+        ["## Insights", "", *(f"- {i}" for i in insights(run))],
+        ["## The seed's claims, measured", "", *claims_table(seed_claims(run))],
+        ["## ROI", "", *_roi(run)],
+        ["## Technical metrics", "", *_technical(run)],
+        ["## Lessons", "", *(f"- {lesson}" for lesson in [*LESSONS, *_data_lessons(run)])],
+        ["## Charts", "", f"![All charts of run {run.run_dir.name}](figures/comparison_charts.png)"],
+    ]
+    return "\n\n".join("\n".join(s).rstrip() for s in sections) + "\n"
+
+
+def insights(run: RunResults) -> list[str]:
+    """Sentences built from the measurements; each says what it compares."""
+    out = []
+    models = (run.eval or {}).get("models") or {}
+    tuned = models.get("fine_tuned")
+    if tuned and fmt.is_number(tuned.get("f1")):
+        for key in run.models():
+            other = models[key]
+            if key == "fine_tuned" or not fmt.is_number(other.get("f1")):
+                continue
+            p = other.get("mcnemar_p")
+            sig = f" (McNemar p = {fmt.num(p)})" if fmt.is_number(p) else ""
+            out.append(
+                f"Fine-tuned vs {MODEL_NAMES.get(key, key)}: F1 {fmt.num(tuned['f1'])} vs {fmt.num(other['f1'])}, "
+                f"{fmt.points(tuned['f1'] - other['f1'])}{sig}."
+            )
+        know = [(k, (models[k].get("company_knowledge") or {}).get("accuracy")) for k in run.models()]
+        know = [(k, v) for k, v in know if fmt.is_number(v)]
+        if know:
+            out.append(
+                "Company-knowledge accuracy (rulebook and historical-pattern cases): "
+                + ", ".join(f"{MODEL_NAMES.get(k, k)} {fmt.pct(v)}" for k, v in know)
+                + "."
+            )
+    else:
+        out.append(f"Model comparison: not measured yet: run `{run.command('evaluate')}`.")
+    out += _forgetting_insight(run)
+    trials = completed_trials(run.tuning)
+    if trials:
+        best = max(trials, key=lambda t: t["val_accuracy"])
+        out.append(
+            f"Best of {len(trials)} tuning trials: {best.get('params')} at validation accuracy "
+            f"{fmt.pct(best['val_accuracy'])}."
+        )
+    return out
+
+
+def _forgetting_insight(run: RunResults) -> list[str]:
+    if not run.forgetting:
+        return [f"Forgetting: not measured yet: run `{run.command('forgetting')}`."]
+    parts = []
+    for key, block in run.forgetting.items():
+        if isinstance(block, dict) and "before" in block and "after" in block:
+            reading = fmt.ci_reading(block.get("ci"), block.get("higher_is_better", True))
+            parts.append(f"{key} ({block.get('metric', key)}) {reading}")
+    return ["Forgetting, before → after fine-tuning, by headline metric: " + "; ".join(parts) + "."] if parts else []
+
+
+def _roi(run: RunResults) -> list[str]:
+    primary = roi_primary(run.roi)
+    if primary is None:
+        return [f"not measured yet: run `{run.command('roi')}`"]
+    preset, a = primary
+    inf, current = a["inference"], a["decision"]["current"]
+    rows = [
+        ["training cost", fmt.usd(a["training"]["total"])],
+        [
+            "$ per request, prompted / fine-tuned",
+            f"{fmt.usd(inf['prompted_base']['cost_per_request'])} / {fmt.usd(inf['fine_tuned']['cost_per_request'])}",
+        ],
+        ["per-request reduction", f"{fmt.num(inf.get('reduction_pct'))}%"],
+        [
+            "break-even",
+            f"{fmt.num(a['break_even'].get('days'))} days at {fmt.num(a['break_even']['requests_per_day'])}"
+            " requests/day",
+        ],
+        [
+            "annual savings (incl. training)",
+            f"{fmt.usd(a['annual']['savings'])} ({fmt.num(a['annual']['savings_pct'])}%)",
+        ],
+        ["decision", f"{current['verdict']}: {current['reason']}"],
+    ]
+    return [
+        f"{preset} figures from `{run.roi['command']}`; details in COST_BENEFIT_ANALYSIS.md.",
+        "",
+        *fmt.md_table(["", "value"], rows),
+    ]
+
+
+def _technical(run: RunResults) -> list[str]:
+    s = run.train_summary
+    if s is None:
+        return [f"not measured yet: run `{run.command('train')}`"]
+    tuned: dict[str, Any] = ((run.eval or {}).get("models") or {}).get("fine_tuned") or {}
+    rows = [
+        ["trainable parameters", fmt.num(s.get("trainable_params"))],
+        ["training time", f"{fmt.num(s.get('train_seconds'))} s on {s.get('device', fmt.DASH)}"],
+        ["training throughput", f"{fmt.num(s.get('tokens_per_second'))} tokens/s"],
+        ["peak memory (RSS)", f"{fmt.num(s.get('peak_rss_mb'))} MB"],
+        [
+            "best checkpoint (validation loss)",
+            f"{s.get('best_checkpoint', fmt.DASH)} ({fmt.num(s.get('best_val_loss'))})",
+        ],
+        ["latency p50 / p95", f"{fmt.num(tuned.get('latency_ms_p50'))} / {fmt.num(tuned.get('latency_ms_p95'))} ms"],
+        ["answers parsed", fmt.pct(tuned.get("parse_rate"))],
+    ]
+    return fmt.md_table(["", "value"], rows)
+
+
+def _data_lessons(run: RunResults) -> list[str]:
+    out = []
+    tuned = ((run.eval or {}).get("models") or {}).get("fine_tuned") or {}
+    ci = (tuned.get("ci") or {}).get("f1")
+    n = ((run.eval or {}).get("test") or {}).get("n")
+    if isinstance(ci, list) and len(ci) == 2 and fmt.is_number(n):
+        out.append(
+            f"With {fmt.num(n)} test transactions the fine-tuned F1 interval is "
+            f"{fmt.num(ci[1] - ci[0])} wide: differences smaller than that are not evidence."
+        )
+    return out
