@@ -107,6 +107,12 @@ class EvalConfig(Section):
     baseline_url: str | None = Field(None, description="Optional OpenAI-compatible chat endpoint for the api baseline.")
     baseline_key_env: str = Field("OPENAI_API_KEY", description="Env var holding the api baseline's key.")
     baseline_model: str = Field("gpt-4o-mini", description="Model name sent to the api baseline.")
+    baseline_timeout: float = Field(60.0, gt=0, description="Seconds to wait for one api baseline answer.")
+    decision_max_new_tokens: int = Field(
+        12, ge=1, description="Token limit of a sampled answer for consistency (only its decision is read)."
+    )
+    calibration_bins: int = Field(10, ge=2, le=100, description="Equal-width bins of the reliability curve.")
+
 
 
 class ForgettingConfig(Section):
