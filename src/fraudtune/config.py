@@ -114,7 +114,6 @@ class EvalConfig(Section):
     calibration_bins: int = Field(10, ge=2, le=100, description="Equal-width bins of the reliability curve.")
 
 
-
 class ForgettingConfig(Section):
     benchmark: Path | None = Field(None, description="Extra multiple-choice JSONL (question, choices, answer).")
     benchmark_n: int = Field(200, ge=0, description="Items of the external benchmark used (0: all).")
