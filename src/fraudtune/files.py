@@ -13,6 +13,9 @@ import yaml
 
 from fraudtune.errors import FraudtuneError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write text to a temp file in the same folder, fsync, then rename over `path`."""
@@ -27,6 +30,7 @@ def write_text_atomic(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; artifacts get the usual permissions
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

@@ -62,10 +62,13 @@ def render_assistant(
 ) -> str:
     """The SPEC 2 answer: label, score, flag phrases with fixed heads, and a varied reasoning.
 
+    LEGITIMATE answers list no red flags (SPEC 2); minor signals below the threshold are named in the reasoning.
+
     `reasoning` replaces the generated sentence (imported data whose label comes from the issuer's case review).
     """
     facts = detail_facts(txn)
-    phrases = [red_flag_phrase(profile.rule(code), facts) for code in verdict.red_flags]
+    codes = verdict.red_flags if verdict.label == "FRAUD" else []
+    phrases = [red_flag_phrase(profile.rule(code), facts) for code in codes]
     return "\n".join(
         [
             verdict.label,

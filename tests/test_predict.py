@@ -1,0 +1,124 @@
+"""Prediction on the tiny run: SPEC 2 records, batching invariance, bad lines reported, Python API."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import fraudtune
+from fraudtune import paths
+from fraudtune.cli import main
+from fraudtune.files import read_jsonl
+from fraudtune.predict import fraud_probabilities, label_token_ids
+
+SPEC_KEYS = {
+    "transaction_id",
+    "label",
+    "risk_score",
+    "fraud_probability",
+    "red_flags",
+    "reasoning",
+    "raw_text",
+    "latency_ms",
+}
+
+
+@pytest.fixture(scope="module")
+def transactions(trained_tiny_run):
+    return [m["transaction"] for m in read_jsonl(trained_tiny_run / paths.DATA_DIR / "test.meta.jsonl")]
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_tiny_run):
+    return fraudtune.load(trained_tiny_run / paths.ADAPTER_DIR)
+
+
+def test_label_tokens_are_distinct(tokenizer):
+    fraud, legit = label_token_ids(tokenizer)
+    assert fraud != legit
+    assert tokenizer.decode([fraud]) and "FRAUD".startswith(tokenizer.decode([fraud]))
+
+
+def test_scores_do_not_depend_on_batching_or_padding(predictor, transactions):
+    chats = predictor.chats(transactions)
+    one_by_one, _ = fraud_probabilities(predictor.model, predictor.tokenizer, chats, batch_size=1)
+    batched, _ = fraud_probabilities(predictor.model, predictor.tokenizer, chats, batch_size=8)
+    torch.testing.assert_close(torch.tensor(one_by_one), torch.tensor(batched), atol=1e-5, rtol=1e-4)
+
+
+def test_probability_matches_a_plain_forward_pass(predictor, transactions):
+    chat = predictor.chats(transactions[:1])
+    (prob,), _ = fraud_probabilities(predictor.model, predictor.tokenizer, chat)
+    from fraudtune.tokens import prompt_text
+
+    ids = predictor.tokenizer(prompt_text(chat[0], predictor.tokenizer), add_special_tokens=False, return_tensors="pt")[
+        "input_ids"
+    ]
+    with torch.no_grad():
+        logits = predictor.model(input_ids=ids).logits[0, -1]
+    fraud, legit = label_token_ids(predictor.tokenizer)
+    expected = torch.softmax(logits[[fraud, legit]], dim=-1)[0].item()
+    assert prob == pytest.approx(expected, abs=1e-5)
+
+
+def test_python_api_returns_spec_records(predictor, transactions):
+    records = predictor.predict(transactions[:3], explain=True, batch_size=2)
+    assert len(records) == 3
+    for rec in records:
+        assert SPEC_KEYS <= set(rec)
+        assert 0.0 <= rec["fraud_probability"] <= 1.0
+        # a random tiny model writes gibberish: it must be reported as unparsed, never guessed
+        assert rec["label"] in ("FRAUD", "LEGITIMATE") or (rec["label"] is None and rec["error"])
+
+
+def test_cli_predict_no_explain_skips_bad_lines(trained_tiny_run, transactions, tmp_path, capsys):
+    source = tmp_path / "txns.jsonl"
+    lines = [json.dumps(t) for t in transactions[:4]]
+    bad = dict(transactions[0], transaction_id="bad-1", amount=-5)
+    lines.insert(2, json.dumps(bad))
+    source.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "preds.jsonl"
+    code = main(
+        [
+            "predict",
+            "--adapter",
+            str(trained_tiny_run / paths.ADAPTER_DIR),
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+            "--no-explain",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 1  # a rejected line makes the exit code non-zero, the others are still written
+    assert f"{source}:3: amount: must be > 0, got -5" in captured.err
+    records = read_jsonl(out)
+    assert [r["transaction_id"] for r in records] == [t["transaction_id"] for t in transactions[:4]]
+    assert all(r["label"] in ("FRAUD", "LEGITIMATE") and r["reasoning"] is None for r in records)
+
+
+def test_missing_adapter_is_a_one_line_error(tmp_path, capsys):
+    source = tmp_path / "t.jsonl"
+    source.write_text("{}\n")
+    code = main(
+        ["predict", "--adapter", str(tmp_path / "nope"), "--input", str(source), "--output", str(tmp_path / "o.jsonl")]
+    )
+    assert code == 1
+    assert "adapter folder not found" in capsys.readouterr().err
+
+
+def test_pickle_adapter_is_refused(tiny_run_copy):
+    adapter = tiny_run_copy / paths.ADAPTER_DIR
+    (adapter / "adapter_model.bin").write_bytes(b"not really a pickle")
+    with pytest.raises(fraudtune.errors.FraudtuneError, match="pickle"):
+        fraudtune.load(adapter)
+
+
+def test_truncated_adapter_is_refused(tiny_run_copy):
+    weights = tiny_run_copy / paths.ADAPTER_DIR / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(fraudtune.errors.FraudtuneError, match="sha256"):
+        fraudtune.load(tiny_run_copy / paths.ADAPTER_DIR)
