@@ -122,3 +122,16 @@ def test_truncated_adapter_is_refused(tiny_run_copy):
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(fraudtune.errors.FraudtuneError, match="sha256"):
         fraudtune.load(tiny_run_copy / paths.ADAPTER_DIR)
+
+
+def test_shared_prefix_cache_gives_the_same_probabilities(predictor, transactions):
+    from fraudtune.predict import MIN_SHARED_PREFIX
+
+    long_system = "Rulebook. " + " ".join(f"Rule {i}: be careful with amount {i}." for i in range(40))
+    chats = predictor.chats(transactions[:5])
+    for chat in chats:
+        chat[0]["content"] = long_system
+    cached, lengths = fraud_probabilities(predictor.model, predictor.tokenizer, chats, batch_size=2)
+    assert min(lengths) > MIN_SHARED_PREFIX * 2
+    one_each = [fraud_probabilities(predictor.model, predictor.tokenizer, [c])[0][0] for c in chats]
+    torch.testing.assert_close(torch.tensor(cached), torch.tensor(one_each), atol=1e-5, rtol=1e-4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -35,28 +36,64 @@ def decoder_and_head(model: Any) -> tuple[Any, Any]:
     return base.get_decoder(), base.get_output_embeddings()
 
 
+MIN_SHARED_PREFIX = 48  # tokens; below this, recomputing the prefix is cheaper than copying its cache
+
+
 @torch.no_grad()
 def last_token_logits(
     model: Any, tokenizer: Any, prompts: list[str], batch_size: int, progress: bool = False
 ) -> tuple[torch.Tensor, list[int]]:
-    """Next-token logits after each prompt (right padding, hidden state at the last real token -> head)."""
+    """Next-token logits after each prompt (right padding, hidden state at the last real token -> head).
+
+    A prefix shared by every prompt (a long rulebook system prompt with few-shot examples) is run once and its
+    key/value cache reused for every batch, so each transaction costs only its own tokens.
+    """
     decoder, head = decoder_and_head(model)
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    shared = shared_prefix_length(encoded) if len(encoded) > 1 else 0
+    shared = shared if shared >= MIN_SHARED_PREFIX else 0
+    device = head.weight.device
+    prefix_cache = None
+    if shared:
+        prefix = torch.tensor([encoded[0][:shared]], device=device)
+        prefix_cache = decoder(input_ids=prefix, use_cache=True).past_key_values
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths together: little padding
     out = torch.empty(len(prompts), head.weight.shape[0])
-    device = head.weight.device
     for start in tqdm(range(0, len(order), batch_size), disable=not progress, desc="scoring", unit="batch"):
         idx = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in idx)
-        ids = torch.full((len(idx), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
-            mask[row, : len(encoded[i])] = 1
-        hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-        last = hidden[torch.arange(len(idx)), mask.sum(1).to(device) - 1]
-        out[idx] = head(last).float().cpu()
+        ids, mask = _right_padded([encoded[i][shared:] for i in idx], tokenizer.pad_token_id)
+        kwargs: dict[str, Any] = {}
+        if prefix_cache is not None:
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(len(idx))
+            kwargs = {"past_key_values": cache, "use_cache": True}
+            mask = torch.cat([torch.ones(len(idx), shared, dtype=torch.long), mask], dim=1)
+        hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs).last_hidden_state
+        last = mask[:, shared:].sum(1).to(device) - 1
+        out[idx] = head(hidden[torch.arange(len(idx)), last]).float().cpu()
     return out, [len(e) for e in encoded]
+
+
+def shared_prefix_length(encoded: list[list[int]]) -> int:
+    """Tokens every prompt starts with, leaving at least one token of each prompt to run."""
+    first = encoded[0]
+    length = min(len(e) for e in encoded) - 1
+    for e in encoded[1:]:
+        n = 0
+        while n < length and e[n] == first[n]:
+            n += 1
+        length = n
+    return max(0, length)
+
+
+def _right_padded(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    return ids, mask
 
 
 def fraud_probabilities(
