@@ -69,6 +69,7 @@ def test_evaluate_writes_every_model_and_metric(evaluated):
     assert test["n"] == TEST_N and set(test) >= {"source", "n", "by_category", "fraud_share"}
     assert sum(c["n"] for c in test["by_category"].values()) == TEST_N
     assert (run / paths.EVAL_DATA_DIR / paths.DATASET).exists()
+    assert json.loads((run / paths.RUN_META).read_text())["stages"]["evaluate"]["status"] == "done"
     # the table, printed and in eval.md
     header = "| Metric | Prompted base | Rules engine | Gradient boosting | Fine-tuned | Improvement |"
     assert header in printed and header in (run / paths.EVAL_MD).read_text()
@@ -117,6 +118,8 @@ def test_decision_and_prefix_helpers():
     assert llm.decision_of("FRAUD\nRisk Score: 90") == "FRAUD"
     assert llm.decision_of("The answer: LEGITIMATE.") == "LEGITIMATE"
     assert llm.decision_of("FRAUDULENT-looking but fraud") is None
+    assert llm.decision_of("Legitimate\nRisk Score: 50") == "LEGITIMATE"
+    assert llm.decision_of("It is not legitimate, it is FRAUD") == "FRAUD"
     assert llm.common_prefix_len([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
     assert llm.common_prefix_len([[7, 8, 9]]) == 2  # one prompt keeps its last token to score
 
@@ -150,3 +153,11 @@ def test_generation_subset_covers_every_category():
     assert {rows[i]["category"] for i in subset} == {"a", "b", "c"}
     assert subset == generation_subset(rows, 6, seed=0)
     assert generation_subset(rows, 0, seed=0) == list(range(17))
+
+
+def test_evaluate_without_an_adapter_is_a_one_line_error(tmp_path):
+    from fraudtune.evaluate.suite import evaluate
+
+    with pytest.raises(FraudtuneError, match="fraud-lora-adapter: not found; run `fraudtune train` first"):
+        evaluate(tiny_config(), tmp_path)
+    assert main(["evaluate", "--config", str(TINY_CONFIG), "--run-dir", str(tmp_path)]) == 1

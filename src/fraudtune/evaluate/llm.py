@@ -24,13 +24,15 @@ from fraudtune.profile import Profile
 from fraudtune.tokens import prompt_text
 
 log = logging.getLogger(__name__)
+_LEADING = re.compile(r"^\s*(FRAUD|LEGITIMATE)\b", re.IGNORECASE)
 _DECISION = re.compile(r"\b(FRAUD|LEGITIMATE)\b")
 
 
 def decision_of(text: str) -> str | None:
-    """The first upper-case FRAUD/LEGITIMATE word of an answer (the label line when the format is kept)."""
-    found = _DECISION.search(text or "")
-    return found.group(1) if found else None
+    """The answer's label: its first word in any case (as parse_answer reads it), else its first upper-case
+    FRAUD/LEGITIMATE word (a model that writes a preamble before the label)."""
+    found = _LEADING.match(text or "") or _DECISION.search(text or "")
+    return found.group(1).upper() if found else None
 
 
 @dataclass

@@ -31,6 +31,7 @@ from fraudtune.evaluate.summary import summarise
 from fraudtune.evaluate.testset import TestSet, generation_subset, load_test_set, read_meta
 from fraudtune.files import read_jsonl, write_json, write_jsonl, write_text_atomic
 from fraudtune.profile import Profile, load_profile
+from fraudtune.runmeta import set_status
 
 __all__ = ["evaluate", "render_table"]
 log = logging.getLogger(__name__)
@@ -64,7 +65,24 @@ def evaluate(cfg: RunConfig, run_dir: Path, test_file: Path | None = None, test_
         test_file: a chat JSONL with its .meta.jsonl beside it, instead of RUN/data/test.jsonl.
         test_n: draw a fresh test set of this size from the profile (seed eval.test_seed) into RUN/eval_data.
     """
-    run_dir, timer = Path(run_dir), Timer()
+    run_dir = Path(run_dir)
+    if not (run_dir / paths.ADAPTER_DIR).is_dir():
+        raise FraudtuneError(f"{run_dir / paths.ADAPTER_DIR}: not found; run `fraudtune train` first or pass --run-dir")
+    set_status(run_dir, "evaluate", "running")
+    try:
+        result = _evaluate(cfg, run_dir, test_file, test_n)
+    except KeyboardInterrupt:
+        set_status(run_dir, "evaluate", "cancelled")
+        raise
+    except BaseException:
+        set_status(run_dir, "evaluate", "failed")
+        raise
+    set_status(run_dir, "evaluate", "done")
+    return result
+
+
+def _evaluate(cfg: RunConfig, run_dir: Path, test_file: Path | None, test_n: int | None) -> dict[str, Any]:
+    timer = Timer()
     if cfg.train.threads:
         import torch
 
@@ -116,7 +134,7 @@ def _run_config(adapter_dir: Path) -> RunConfig:
 
     stored = adapter_dir / ADAPTER_RUN_CONFIG
     if not stored.exists():
-        raise FraudtuneError(f"{adapter_dir}: no trained adapter here; run `fraudtune train` first or pass --run-dir")
+        raise FraudtuneError(f"{stored}: missing; not an adapter written by `fraudtune train`")
     return load_config(stored)
 
 
