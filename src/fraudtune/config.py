@@ -117,20 +117,20 @@ class EvalConfig(Section):
 class ForgettingConfig(Section):
     benchmark: Path | None = Field(None, description="Extra multiple-choice JSONL (question, choices, answer).")
     benchmark_n: int = Field(200, ge=0, description="Items of the external benchmark used (0: all).")
-    max_new_tokens: int = Field(48, ge=4, description="Token limit of generated answers.")
+    max_new_tokens: int = Field(32, ge=4, description="Token limit of generated short answers.")
     bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples for the deltas.")
     fast: bool = Field(False, description="Smaller probe sets (used by make demo).")
+    fast_n: int = Field(16, ge=2, description="Questions per probe set when fast (fraud test 2x, benchmark 3x).")
+    long_max_new_tokens: int = Field(128, ge=8, description="Token limit of language-task and fraud+general answers.")
+    batch_size: int = Field(16, ge=1, description="Prompts per generate call (log-likelihoods: twice as many).")
+    corpus_max_tokens: int = Field(512, ge=16, description="Tokens per corpus passage for perplexity and KL.")
+    strategy_n: int = Field(200, ge=8, description="data.n of each prevention-strategy training run (reduced).")
+    strategy_epochs: int = Field(2, ge=2, description="Epochs of the strategy runs ('fewer epochs' uses half).")
 
 
 class TuneConfig(Section):
     study: str = Field("fraudtune-grid", description="Optuna study name.")
     storage: str | None = Field(None, description="SQLAlchemy URL; default sqlite file in RUN/tune/study.db.")
-    fast_n: int = Field(16, ge=2, description="Items per probe set when fast (benchmark and fraud test: 3x this).")
-    long_max_new_tokens: int = Field(128, ge=8, description="Token limit of language-task and fraud+general answers.")
-    batch_size: int = Field(8, ge=1, description="Prompts per forward pass / generate call.")
-    corpus_max_tokens: int = Field(512, ge=16, description="Tokens per corpus passage for perplexity and KL.")
-    strategy_n: int = Field(200, ge=8, description="data.n of each prevention-strategy training run (reduced).")
-    strategy_epochs: int = Field(2, ge=2, description="Epochs of the strategy runs ('fewer epochs' uses half).")
     budget: Literal["small", "full"] = Field("small", description="small: documented subset; full: the whole grid.")
     ranks: list[int] = Field([4, 8, 16, 32], description="Phase 1 ranks.")
     lrs: list[float] = Field([1e-5, 2e-5, 5e-5, 1e-4, 2e-4], description="Phase 2 learning rates.")
