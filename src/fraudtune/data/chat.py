@@ -13,7 +13,9 @@ from fraudtune.profile import Profile, Verdict, detail_facts, format_amount, for
 SYSTEM_PROMPT = "You are the card issuer's fraud analyst. Classify the transaction and explain it in the set format."
 LABELS = ("FRAUD", "LEGITIMATE")
 MAX_FREE_TEXT = 60
-_SPECIAL = re.compile(r"<\|[^|>]{0,40}\|>|<\/?s>|\[/?INST\]", re.IGNORECASE)
+# any <tag> or <|tag|>: SmolLM2's vocabulary has 17 special tokens (<|im_start|>, <filename>, <jupyter_code>, ...)
+# and the tokenizer turns their literal text into their ids
+_SPECIAL = re.compile(r"<\|?[^<>\n]{0,40}\|?>|\[/?INST\]", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -29,9 +31,13 @@ def sanitize_free_text(text: str) -> str:
     return text[:MAX_FREE_TEXT] or "?"
 
 
-def render_user(txn: dict[str, Any], profile: Profile) -> str:
-    """Compact transaction text plus derived facts a small model can't compute reliably."""
+def render_user(txn: dict[str, Any], profile: Profile, sanitize: bool = True) -> str:
+    """Compact transaction text plus derived facts a small model can't compute reliably.
+
+    `sanitize=False` shows the free-text fields raw: only to measure what the sanitising prevents.
+    """
     f = detail_facts(txn)
+    free = sanitize_free_text if sanitize else str
     c, m, v = txn["customer"], txn["merchant"], txn["velocity"]
     ts = datetime.fromisoformat(txn["timestamp"])
     status = {
@@ -46,7 +52,7 @@ def render_user(txn: dict[str, Any], profile: Profile) -> str:
             f"Time: {ts:%Y-%m-%d %H:%M} (hour {f['hour']})",
             f"Amount: {format_amount(txn['amount'], txn.get('currency', 'USD'))} = {format_ratio(f['amount_ratio'])}x "
             f"customer avg {format_amount(c['avg_amount'], txn.get('currency', 'USD'))}",
-            f'Merchant: {m["id"]} "{sanitize_free_text(m["name"])}", {m["category"]}, {m["country"]} ({status})',
+            f'Merchant: {free(m["id"])} "{free(m["name"])}", {m["category"]}, {m["country"]} ({status})',
             f"Channel: {txn['channel']}; code {txn['txn_code']} ({code_name}); new device: "
             f"{'yes' if txn['device_new'] else 'no'}",
             f"Customer: account {c['account_age_days']} days, {c['history_count']} past txns; "
@@ -135,9 +141,12 @@ def render_reasoning(verdict: Verdict, txn: dict[str, Any], profile: Profile, rn
     )
 
 
-def to_messages(txn: dict[str, Any], profile: Profile, assistant: str | None = None) -> list[dict[str, str]]:
+def to_messages(
+    txn: dict[str, Any], profile: Profile, assistant: str | None = None, sanitize: bool = True
+) -> list[dict[str, str]]:
     """System + user (+ assistant) messages in the OpenAI chat format."""
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": render_user(txn, profile)}]
+    user = render_user(txn, profile, sanitize)
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
     if assistant is not None:
         messages.append({"role": "assistant", "content": assistant})
     return messages

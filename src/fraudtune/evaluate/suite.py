@@ -116,6 +116,8 @@ def _evaluate(cfg: RunConfig, run_dir: Path, test_file: Path | None, test_n: int
             records["api"] = api_baseline(prompted_chats(test.transactions, profile, shots), cfg.eval, profile)
     with timer("metrics"):
         models = summarise(records, test.rows, subset, cfg.eval, cfg.seed, profile)
+    with timer("injection"):
+        _injection(models, adapter_dir, run_cfg, test, shots, profile, cfg)
     result = {
         "run_dir": str(run_dir),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -127,6 +129,32 @@ def _evaluate(cfg: RunConfig, run_dir: Path, test_file: Path | None, test_n: int
     }
     write_outputs(run_dir, result, records, test)
     return result
+
+
+def _injection(
+    models: dict[str, Any],
+    adapter_dir: Path,
+    run_cfg: RunConfig,
+    test: TestSet,
+    shots: list[dict[str, str]],
+    profile: Profile,
+    cfg: RunConfig,
+) -> None:
+    """models.<fine_tuned|prompted_base>.injection_flip_rate (evaluate/injection.py); a failure there is logged
+    and recorded, never the end of the suite's other numbers."""
+    from fraudtune.evaluate.injection import injection_summary
+
+    try:
+        found = injection_summary(
+            adapter_dir, run_cfg.model, test.rows, shots, profile, cfg.seed, cfg.train.eval_batch_size
+        )
+    except Exception as exc:  # noqa: BLE001 - an optional measurement
+        log.warning("evaluate: prompt-injection slice failed (%s: %s)", type(exc).__name__, exc)
+        for key in ("fine_tuned", "prompted_base"):
+            models[key].update(injection_flip_rate=None, injection={"error": f"{type(exc).__name__}: {exc}"})
+        return
+    for key, value in found.items():
+        models[key].update(injection_flip_rate=value["flip_rate"], injection=value)
 
 
 def _run_config(adapter_dir: Path) -> RunConfig:
