@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
 from fraudtune.data.chat import LABELS, render_user
 from fraudtune.profile import Condition, Profile, Rule, assess, derived_facts
@@ -109,7 +110,7 @@ def prompted_chats(
 def rules_engine(transactions: list[dict[str, Any]], profile: Profile) -> list[dict[str, Any]]:
     """The written rulebook applied to the raw fields; fraud_probability = risk score / 100."""
     out = []
-    for txn in transactions:
+    for txn in tqdm(transactions, desc="rules engine", unit="txn", leave=False):
         began = time.perf_counter()
         verdict = assess(profile, txn, kinds=RULEBOOK_KINDS)
         out.append(
