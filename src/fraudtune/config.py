@@ -98,7 +98,9 @@ class EvalConfig(Section):
     consistency_runs: int = Field(10, ge=2, description="Sampled answers per transaction for consistency.")
     temperature: float = Field(0.7, gt=0, description="Sampling temperature for consistency.")
     generation_subset: int = Field(50, ge=0, description="Transactions used for generation-based metrics (0: all).")
-    max_new_tokens: int = Field(96, ge=8, description="Token limit of a generated explanation.")
+    max_new_tokens: int = Field(
+        192, ge=8, description="Token limit of a generated explanation (the demo data's longest answer is 164)."
+    )
     bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
     production_fraud_rate: float = Field(0.05, gt=0, lt=1, description="Fraud prevalence for reweighted precision.")
     target_fpr: float = Field(0.01, gt=0, lt=1, description="False-positive rate the operating threshold must meet.")
