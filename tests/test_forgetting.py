@@ -37,17 +37,28 @@ LOG_Z = math.log(math.exp(HIT) + VOCAB - 1)
 HIGH, LOW = HIT - LOG_Z, -LOG_Z  # log-prob of the predicted token, and of any other token
 
 
+class OneHot(torch.nn.Module):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> SimpleNamespace:
+        return SimpleNamespace(last_hidden_state=torch.nn.functional.one_hot(input_ids, VOCAB).float())
+
+
 class NextIdModel(torch.nn.Module):
-    """Predicts token id + 1 after token id with logit HIT, so every log-likelihood is HIGH or LOW."""
+    """Predicts token id + 1 after token id with logit HIT, so every log-likelihood is HIGH or LOW.
+
+    A one-hot "decoder" and an output layer whose weight maps id to id + 1, shaped like a causal LM.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the model a device
+        self.decoder = OneHot()
+        self.head = torch.nn.Linear(VOCAB, VOCAB, bias=False)
+        self.head.weight.data = HIT * torch.roll(torch.eye(VOCAB), 1, dims=0)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> SimpleNamespace:
-        logits = torch.zeros(*input_ids.shape, VOCAB)
-        logits.scatter_(-1, ((input_ids + 1) % VOCAB)[..., None], HIT)
-        return SimpleNamespace(logits=logits)
+    def get_decoder(self) -> torch.nn.Module:
+        return self.decoder
+
+    def get_output_embeddings(self) -> torch.nn.Module:
+        return self.head
 
 
 class CharTokenizer:
@@ -199,12 +210,12 @@ def test_general_instruction_pairs_are_kept_apart_from_the_test_questions():
 
 
 @needs_arc
-def test_benchmark_loader_reads_arc_and_scores_a_few_items(tiny_model_dir, tokenizer):
-    from transformers import AutoModelForCausalLM
+def test_benchmark_loader_reads_arc_and_scores_a_few_items(tokenizer):
+    from fraudtune.models import tiny_random_llama
 
     items = load_questions(ARC, require_id=False)
     assert len(items) == 1000 and all(0 <= q["answer"] < len(q["choices"]) for q in items)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    model = tiny_random_llama(tiny_config().model).eval()
     correct = probes.multiple_choice(model, tokenizer, items[:4])
     assert correct.shape == (4,) and set(correct.tolist()) <= {0.0, 1.0}
 

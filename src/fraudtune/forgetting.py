@@ -121,7 +121,7 @@ def load_sets(cfg: RunConfig, run_dir: Path) -> ProbeSets:
     """Built-in sets, the optional benchmark and the run's test split, subset with cfg.seed when fast."""
     fc = cfg.forgetting
     n = fc.fast_n if fc.fast else 0
-    fraud = _subset(fraud_test_rows(Path(run_dir)), 3 * n, cfg.seed)
+    fraud = _subset(fraud_test_rows(Path(run_dir)), 2 * n, cfg.seed)
     questions = _subset(load_resource("fraud_plus_general"), n, cfg.seed)
     paired = [{**q, **fraud[i % len(fraud)]} for i, q in enumerate(questions)]
     benchmark = load_questions(fc.benchmark, require_id=False) if fc.benchmark else []
@@ -159,23 +159,30 @@ def _subset(items: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, An
 
 
 def measure(model: Any, tokenizer: Any, sets: ProbeSets, cfg: RunConfig, profile: Profile) -> dict[str, Any]:
-    """Per-item results of one model on every probe set (numbers that need both models: cross_measure)."""
+    """Per-item results of one model on every probe set, and the seconds each took (cross-model: cross_measure)."""
     fc, bs = cfg.forgetting, cfg.forgetting.batch_size
-    out: dict[str, Any] = {
-        "general_knowledge": probes.questions(
+    probes_to_run = {
+        "general_knowledge": lambda: probes.questions(
             model, tokenizer, sets.general_knowledge, probes.GK_PROMPT, "first", fc.max_new_tokens, bs
         ),
-        "reasoning": probes.questions(
+        "benchmark": lambda: probes.multiple_choice(model, tokenizer, sets.benchmark, 2 * bs),
+        "reasoning": lambda: probes.questions(
             model, tokenizer, sets.reasoning, probes.REASONING_PROMPT, "last", fc.max_new_tokens, bs
         ),
-        "language": probes.language(model, tokenizer, sets.language, fc.long_max_new_tokens, bs),
-        "fraud": probes.fraud_predictions(model, tokenizer, sets.fraud, profile, bs),
-        "fraud_plus_general": probes.fraud_plus_general(
+        "language": lambda: probes.language(model, tokenizer, sets.language, fc.long_max_new_tokens, bs),
+        "fraud": lambda: probes.fraud_predictions(model, tokenizer, sets.fraud, profile, bs),
+        "fraud_plus_general": lambda: probes.fraud_plus_general(
             model, tokenizer, sets.fraud_plus_general, profile, fc.long_max_new_tokens, bs
         ),
     }
-    if sets.benchmark:
-        out["benchmark"] = probes.multiple_choice(model, tokenizer, sets.benchmark, 2 * bs)
+    out: dict[str, Any] = {"seconds": {}}
+    for name, run in probes_to_run.items():
+        if name == "benchmark" and not sets.benchmark:
+            continue
+        began = time.perf_counter()
+        out[name] = run()
+        out["seconds"][name] = round(time.perf_counter() - began, 1)
+        log.info("forgetting:   %s (%d items) %.0f s", name, len(getattr(sets, name)), out["seconds"][name])
     return out
 
 
@@ -212,7 +219,7 @@ def load_pair(adapter_dir: Path, base: Any | None = None) -> tuple[ModelPair, Ru
         return ModelPair(tokenizer, tuned), run_cfg
     if base is None:
         base, _ = load_base(run_cfg.model)
-    return ModelPair(tokenizer, tuned, base.to(probes._device(tuned))), run_cfg
+    return ModelPair(tokenizer, tuned, base.to(probes.device_of(tuned))), run_cfg
 
 
 def cross_measure(pair: ModelPair, sets: ProbeSets, before: dict, after: dict, cfg: RunConfig) -> dict[str, Any]:
@@ -241,9 +248,9 @@ def corpus_divergence(pair: ModelPair, passages: list[dict[str, Any]], window: i
             if chunk.shape[1] < 2:
                 continue
             with pair.before() as model:
-                logits_before = model(input_ids=chunk.to(probes._device(model))).logits[0, :-1].cpu()
+                logits_before = model(input_ids=chunk.to(probes.device_of(model))).logits[0, :-1].cpu()
             with pair.after() as model:
-                logits_after = model(input_ids=chunk.to(probes._device(model))).logits[0, :-1].cpu()
+                logits_after = model(input_ids=chunk.to(probes.device_of(model))).logits[0, :-1].cpu()
             kl, nll_before, nll_after = probes.kl_and_nll(logits_before, logits_after, chunk[0, 1:])
             rows.append((float(nll_before.sum()), float(nll_after.sum()), float(kl.sum()), chunk.shape[1] - 1))
     return np.array(rows).reshape(-1, 4)
@@ -261,7 +268,14 @@ def evaluate_pair(
     log.info("forgetting: measuring the fine-tuned model")
     with pair.after() as model:
         after = measure(model, pair.tokenizer, sets, cfg, profile)
+    began_cross = time.perf_counter()
     cross = cross_measure(pair, sets, before, after, cfg)
+    timing = {  # keys avoid before/after: readers take any dict holding both for a metric
+        "total": round(time.perf_counter() - began, 1),
+        "base_model": before["seconds"],
+        "fine_tuned": after["seconds"],
+        "cross_model": round(time.perf_counter() - began_cross, 1),
+    }
     result = {
         "fast": cfg.forgetting.fast,
         "sizes": sets.sizes(),
@@ -269,7 +283,7 @@ def evaluate_pair(
         "seed": cfg.seed,
         **compare(before, after, cross, cfg),
         "examples": _examples(sets, before, after),
-        "seconds": round(time.perf_counter() - began, 1),
+        "timing_s": timing,
     }
     return result, before
 

@@ -119,7 +119,7 @@ def _strategy_row(name: str, description: str, sdir: Path) -> dict[str, Any]:
         },
         "kl_divergence": result["language"]["kl_divergence"]["mean"],
         "train_seconds": summary.get("train_seconds"),
-        "probe_seconds": result["seconds"],
+        "probe_seconds": result["timing_s"]["total"],
     }
 
 

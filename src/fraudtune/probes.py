@@ -25,7 +25,8 @@ def _batches(order: Sequence[int], size: int) -> list[list[int]]:
     return [list(order[i : i + size]) for i in range(0, len(order), size)]
 
 
-def _device(model: Any) -> torch.device:
+def device_of(model: Any) -> torch.device:
+    """The device of the model's weights."""
     return next(model.parameters()).device
 
 
@@ -45,22 +46,23 @@ def continuation_logprobs(
 ) -> list[np.ndarray]:
     """Log-probability of each continuation token given its context, for (context_ids, continuation_ids) pairs.
 
-    Requests are sorted by length so each right-padded batch wastes little compute.
+    Requests are sorted by length so each right-padded batch wastes little compute, and only the positions that
+    predict a continuation token go through the 49k-word output layer.
     """
+    from fraudtune.predict import decoder_and_head
+
+    decoder, head = decoder_and_head(model)
+    device = device_of(model)
     out: list[np.ndarray] = [np.zeros(0)] * len(requests)
     order = sorted(range(len(requests)), key=lambda i: -(len(requests[i][0]) + len(requests[i][1])))
     for batch in tqdm(_batches(order, batch_size), desc=desc, leave=False, disable=len(order) <= batch_size):
-        rows = [requests[i][0] + requests[i][1] for i in batch]
-        ids, mask = _pad_right(rows, pad_id)
-        logits = model(input_ids=ids.to(_device(model)), attention_mask=mask.to(_device(model))).logits.cpu()
+        ids, mask = _pad_right([requests[i][0] + requests[i][1] for i in batch], pad_id)
+        hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
         for row, i in enumerate(batch):
             n_ctx, n_cont = len(requests[i][0]), len(requests[i][1])
-            if n_cont == 0:
-                continue
-            # position t predicts token t + 1
-            pred = logits[row, n_ctx - 1 : n_ctx + n_cont - 1].float().log_softmax(-1)
-            target = ids[row, n_ctx : n_ctx + n_cont]
-            out[i] = pred.gather(-1, target[:, None])[:, 0].numpy()
+            if n_cont:  # position t predicts token t + 1
+                logp = head(hidden[row, n_ctx - 1 : n_ctx + n_cont - 1]).float().log_softmax(-1).cpu()
+                out[i] = logp.gather(-1, ids[row, n_ctx : n_ctx + n_cont, None])[:, 0].numpy()
     return out
 
 
