@@ -127,6 +127,10 @@ def draw_metrics(ax: Axes, run: RunResults) -> None:
             if isinstance(ci, list | tuple) and len(ci) == 2 and all(is_number(c) for c in ci):
                 err = [[max(value - ci[0], 0)], [max(ci[1] - value, 0)]]
                 ax.errorbar([x], [value], yerr=err, fmt="none", ecolor="black", capsize=3, lw=1)
+        for j, metric in enumerate(BAR_METRICS):  # undefined (e.g. precision with nothing flagged): say so
+            if not is_number(m.get(metric)):
+                x = j - 0.4 + width * (i + 0.5)
+                ax.text(x, 0.01, "n/a", rotation=90, ha="center", va="bottom", fontsize=7, color="#555555")
     ax.set_xticks(range(len(BAR_METRICS)), [m.upper() if m == "f1" else m for m in BAR_METRICS])
     ax.set_ylim(0, 1.22)
     ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])

@@ -104,7 +104,8 @@ def _forgetting(run: RunResults) -> Claim:
         parts.append(f"{key} {metric} {fmt.num(block.get('before'))} → {fmt.num(block.get('after'))} ({verdict})")
         worse += [key] if verdict == "worse" else []
     status = NOT_CONFIRMED if worse else CONFIRMED
-    return Claim(claim, status, "; ".join(parts), _src(run, paths.FORGETTING_JSON))
+    lead = f"significantly worse: {', '.join(worse)}" if worse else "no general skill significantly worse"
+    return Claim(claim, status, f"{lead} ({'; '.join(parts)})", _src(run, paths.FORGETTING_JSON))
 
 
 def _cost(run: RunResults) -> Claim:
