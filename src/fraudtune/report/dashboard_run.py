@@ -130,18 +130,19 @@ def examples_section(run: RunResults) -> str:
         for t in chosen
     ]
     header = ["transaction (truth)", *(name(m) for m in models)]
-    return note("Disagreements between models first.") + table(header, rows, raw=True)
+    return note("Disagreements between models first.") + table(header, rows, left=len(header), raw=True)
 
 
 def _pairs(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
-    """(dotted path, dict) for every nested dict that carries both `before` and `after`."""
+    """(dotted path, dict) for every nested dict whose `before` and `after` are numbers."""
     out = []
     for key, value in obj.items():
         if not isinstance(value, dict):
             continue
         path = f"{prefix}.{key}" if prefix else str(key)
         if "before" in value and "after" in value:
-            out.append((path, value))
+            if fmt.is_number(value["before"]) or fmt.is_number(value["after"]):
+                out.append((path, value))
         else:
             out.extend(_pairs(value, path))
     return out

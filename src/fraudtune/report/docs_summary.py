@@ -120,7 +120,7 @@ def _forgetting_insight(run: RunResults) -> list[str]:
         return [f"Forgetting: not measured yet: run `{run.command('forgetting')}`."]
     parts = []
     for key, block in run.forgetting.items():
-        if isinstance(block, dict) and "before" in block and "after" in block:
+        if isinstance(block, dict) and fmt.is_number(block.get("before")) and fmt.is_number(block.get("after")):
             reading = fmt.ci_reading(block.get("ci"), block.get("higher_is_better", True))
             parts.append(f"{key} ({block.get('metric', key)}) {reading}")
     return ["Forgetting, before → after fine-tuning, by headline metric: " + "; ".join(parts) + "."] if parts else []
