@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fraudtune.errors import FraudtuneError
+from fraudtune.files import read_user_text
 
 
 class Section(BaseModel):
@@ -71,6 +72,9 @@ class TrainConfig(Section):
     batch_size: int = Field(4, ge=1, description="Examples per device per forward pass.")
     grad_accum: int = Field(1, ge=1, description="Forward passes per optimizer step.")
     lr: float = Field(2e-4, gt=0, le=1, description="Peak learning rate.")
+    decision_weight: float = Field(
+        10.0, ge=1, description="Loss weight of the first answer token (the FRAUD/LEGITIMATE decision); 1 = plain."
+    )
     warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps.")
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
         "linear", description="Learning-rate decay after warm-up."
@@ -229,7 +233,7 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
         if not path.exists():
             raise FraudtuneError(f"{path}: config file not found")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = yaml.safe_load(read_user_text(path, "YAML run config")) or {}
         except yaml.YAMLError as exc:
             raise FraudtuneError(f"{path}: invalid YAML ({exc})") from exc
         if not isinstance(raw, dict):

@@ -136,9 +136,20 @@ def ensure_data(cfg: RunConfig, run_dir: Path) -> Path:
 
 
 def load_split(data_dir: Path, split: str) -> list[dict[str, Any]]:
-    rows = read_jsonl(paths.split_file(data_dir, split))
+    """The split's chat rows; a row that breaks the chat format is a one-line error (it would crash or
+    silently train on the wrong text: a user turn taken as the answer, an unknown role rendered as is)."""
+    from fraudtune.data.chat_format import format_problems
+
+    path = paths.split_file(data_dir, split)
+    rows = read_jsonl(path)
     if not rows:
-        raise FraudtuneError(f"{paths.split_file(data_dir, split)}: no examples")
+        raise FraudtuneError(f"{path}: no examples")
+    lines = [i for i, text in enumerate(path.read_text(encoding="utf-8").split("\n"), 1) if text.strip()]
+    for lineno, row in zip(lines, rows, strict=False):
+        problems = format_problems(row)
+        if problems:
+            field, problem = problems[0]
+            raise FraudtuneError(f"{path}:{lineno}: {field}: {problem}; check it with `fraudtune data validate`")
     return rows
 
 
@@ -238,8 +249,10 @@ class AnswerOnlyTrainer(Trainer):
     than the layers it follows on a CPU, and those positions never contribute to the loss.
     """
 
+    decision_weight: float = 1.0
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss = answer_only_loss(model, inputs, num_items_in_batch)
+        loss = answer_only_loss(model, inputs, num_items_in_batch, self.decision_weight)
         if num_items_in_batch is not None and self.args.average_tokens_across_devices and self.args.world_size > 1:
             # DDP: num_items_in_batch counts every rank's tokens and DDP then averages the gradients over ranks,
             # so scale back up by the world size (as Trainer.compute_loss does) to match a single-process run.
@@ -247,8 +260,15 @@ class AnswerOnlyTrainer(Trainer):
         return (loss, {"loss": loss}) if return_outputs else loss
 
 
-def answer_only_loss(model: Any, inputs: dict[str, torch.Tensor], num_items_in_batch: Any = None) -> torch.Tensor:
-    """Mean next-token cross-entropy over supervised positions (summed and divided across accumulation)."""
+def answer_only_loss(
+    model: Any, inputs: dict[str, torch.Tensor], num_items_in_batch: Any = None, decision_weight: float = 1.0
+) -> torch.Tensor:
+    """Next-token cross-entropy over supervised positions (summed, divided across accumulation).
+
+    The first answer token is the decision (FRAUD / LEGITIMATE). With teacher forcing every later token (score,
+    flags, reasoning) is conditioned on the right label, so only that one position of ~80 has to learn to classify;
+    `decision_weight` scales its loss so the classification is not drowned by the wording.
+    """
     from fraudtune.predict import decoder_and_head
 
     decoder, head = decoder_and_head(model)
@@ -256,9 +276,12 @@ def answer_only_loss(model: Any, inputs: dict[str, torch.Tensor], num_items_in_b
     targets = inputs["labels"][:, 1:]
     keep = targets != IGNORE_INDEX
     logits = head(hidden[:, :-1][keep]).float()
-    loss = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="sum")
+    per_token = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="none")
+    if decision_weight != 1.0:
+        first = keep & (keep.cumsum(dim=1) == 1)  # the first supervised position of each row
+        per_token = per_token * torch.where(first[keep], decision_weight, 1.0)
     denominator = num_items_in_batch if num_items_in_batch is not None else keep.sum()
-    return loss / torch.as_tensor(denominator, device=loss.device).clamp(min=1)
+    return per_token.sum() / torch.as_tensor(denominator, device=per_token.device).clamp(min=1)
 
 
 def build_trainer(
@@ -308,7 +331,7 @@ def build_trainer(
     if cfg.train.early_stopping_patience:
         callbacks.append(EarlyStopping(cfg.train.early_stopping_patience))
     callbacks.extend(extra_callbacks or [])
-    return AnswerOnlyTrainer(
+    trainer = AnswerOnlyTrainer(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -316,6 +339,8 @@ def build_trainer(
         data_collator=lambda b: collate(b, tokenizer.pad_token_id),
         callbacks=callbacks,
     )
+    trainer.decision_weight = cfg.train.decision_weight
+    return trainer
 
 
 class MetricsLogger(TrainerCallback):
@@ -406,17 +431,27 @@ class EarlyStopping(TrainerCallback):
     def __init__(self, patience: int) -> None:
         self.patience, self.best, self.bad = patience, float("inf"), 0
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        """--resume: count the epochs evaluated before the kill too (the restored log history holds them)."""
+        self.best, self.bad = float("inf"), 0
+        for entry in state.log_history:
+            if "eval_loss" in entry:
+                self._update(entry["eval_loss"])
+
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         loss = (metrics or {}).get("eval_loss")
         if loss is None:
             return
+        self._update(loss)
+        if self.bad >= self.patience:
+            log.info("early stopping: validation loss has not improved for %d epochs", self.patience)
+            control.should_training_stop = True
+
+    def _update(self, loss: float) -> None:
         if loss < self.best - 1e-6:
             self.best, self.bad = loss, 0
         else:
             self.bad += 1
-            if self.bad >= self.patience:
-                log.info("early stopping: validation loss has not improved for %d epochs", self.patience)
-                control.should_training_stop = True
 
 
 def last_checkpoint(run_dir: Path) -> str | None:
