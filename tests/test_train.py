@@ -179,3 +179,35 @@ def test_best_checkpoint_is_lowest_validation_loss(tmp_path):
         (folder / "epoch.json").write_text(json.dumps({"epoch": epoch, "val_loss": loss}))
     assert select_best(tmp_path).name == "epoch-2"
     assert (tmp_path / paths.CHECKPOINTS_DIR / paths.BEST_CHECKPOINT).read_text().strip() == "epoch-2"
+
+
+def test_decision_weight_scales_only_the_first_answer_token():
+    from fraudtune.train import answer_only_loss
+
+    class Echo(torch.nn.Module):
+        """hidden state = embedding; head = linear: a model whose per-token losses are easy to recompute."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.emb, self.head = torch.nn.Embedding(10, 4), torch.nn.Linear(4, 10)
+
+        def get_decoder(self):
+            return lambda input_ids, attention_mask: type("Out", (), {"last_hidden_state": self.emb(input_ids)})
+
+        def get_output_embeddings(self):
+            return self.head
+
+    model = Echo()
+    ids = torch.tensor([[1, 2, 3, 4, 5], [1, 2, 3, 4, 0]])
+    labels = torch.tensor([[-100, -100, 3, 4, 5], [-100, 2, 3, 4, -100]])
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    logits = model.head(model.emb(ids))
+    ce = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, 10), labels[:, 1:].reshape(-1), reduction="none", ignore_index=-100
+    ).reshape(2, 4)
+    # supervised positions: row 0 predicts tokens at 2,3,4 (first = 3); row 1 predicts 1,2,3 (first = 2)
+    plain = (ce[0, 1:].sum() + ce[1, :3].sum()) / 6
+    weighted = (10 * ce[0, 1] + ce[0, 2:].sum() + 10 * ce[1, 0] + ce[1, 1:3].sum()) / 6
+    torch.testing.assert_close(answer_only_loss(model, batch), plain)
+    torch.testing.assert_close(answer_only_loss(model, batch, decision_weight=10.0), weighted)
