@@ -114,7 +114,8 @@ def all_params_from_line(line: str | None) -> int | None:
 
 
 def render_lora_doc(run: RunResults, ranks: list[int]) -> str:
-    sections = [_mechanics(run), _seed(), _smollm2(ranks), _run(run)]
+    rank = ((run.config or {}).get("lora") or {}).get("r") or SEED_RANK
+    sections = [_mechanics(run), _seed(), _smollm2(ranks, rank), _run(run)]
     return "\n\n".join("\n".join(s) for s in sections) + "\n"
 
 
@@ -157,25 +158,43 @@ def _seed() -> list[str]:
     ]
 
 
-def _smollm2(ranks: list[int]) -> list[str]:
+def _smollm2(ranks: list[int], r: int) -> list[str]:
     s = SMOLLM2_135M
-    dims = s.dims()
-    total = s.total_params()
-    rows = [
-        [
-            n,
-            f"{d_in} -> {d_out}",
-            f"{full_params(d_in, d_out):,}",
-            f"{lora_params(d_in, d_out, 8):,}",
-            f"{reduction_pct(full_params(d_in, d_out), lora_params(d_in, d_out, 8)):.1f}%",
-        ]
-        for n, (d_in, d_out) in dims.items()
+    return [
+        f"## {s.name}: per-matrix and per-rank counts",
+        "",
+        f"Shape: hidden {s.hidden}, {s.layers} layers, {s.heads} attention heads and {s.kv_heads} key/value heads "
+        f"of dimension {s.head_dim} (grouped-query attention: k_proj and v_proj are narrower than q_proj), MLP "
+        f"width {s.intermediate}, vocabulary {s.vocab:,}, tied embeddings: {s.total_params():,} parameters.",
+        "",
+        f"One decoder block, LoRA at r = {r}:",
+        "",
+        *fmt.md_table(["matrix", "d_in -> d_out", "full", f"LoRA r={r}", "fewer"], _matrix_rows(s, r), right_from=2),
+        "",
+        f"Whole model ({s.layers} layers): LoRA on q_proj + v_proj (our default), and on every linear layer "
+        "(`all-linear`); share = adapter weights / base-model weights.",
+        "",
+        *fmt.md_table(
+            ["r", "q_proj / layer", "v_proj / layer", "q+v total", "q+v share", "all-linear total", "all-linear share"],
+            _rank_rows(s, ranks),
+        ),
     ]
-    rank_rows = []
+
+
+def _matrix_rows(s: ModelShape, r: int) -> list[list[str]]:
+    rows = []
+    for name, (d_in, d_out) in s.dims().items():
+        full, lora = full_params(d_in, d_out), lora_params(d_in, d_out, r)
+        rows.append([name, f"{d_in} -> {d_out}", f"{full:,}", f"{lora:,}", f"{reduction_pct(full, lora):.1f}%"])
+    return rows
+
+
+def _rank_rows(s: ModelShape, ranks: list[int]) -> list[list[Any]]:
+    dims, total, rows = s.dims(), s.total_params(), []
     for r in ranks:
         q, v = lora_params(*dims["q_proj"], r), lora_params(*dims["v_proj"], r)
         qv, everything = adapter_params(s, r, ["q_proj", "v_proj"]), adapter_params(s, r, "all-linear")
-        rank_rows.append(
+        rows.append(
             [
                 r,
                 f"{q:,}",
@@ -186,25 +205,7 @@ def _smollm2(ranks: list[int]) -> list[str]:
                 f"{100 * everything / total:.2f}%",
             ]
         )
-    return [
-        f"## {s.name}: per-matrix and per-rank counts",
-        "",
-        f"Shape: hidden {s.hidden}, {s.layers} layers, {s.heads} attention heads and {s.kv_heads} key/value heads "
-        f"of dimension {s.head_dim} (grouped-query attention: k_proj and v_proj are narrower than q_proj), MLP "
-        f"width {s.intermediate}, vocabulary {s.vocab:,}, tied embeddings: {s.total_params():,} parameters.",
-        "",
-        "One decoder block, LoRA at r = 8:",
-        "",
-        *fmt.md_table(["matrix", "d_in -> d_out", "full", "LoRA r=8", "fewer"], rows, right_from=2),
-        "",
-        f"Whole model ({s.layers} layers): LoRA on q_proj + v_proj (our default), and on every linear layer "
-        "(`all-linear`); share = adapter weights / base-model weights.",
-        "",
-        *fmt.md_table(
-            ["r", "q_proj / layer", "v_proj / layer", "q+v total", "q+v share", "all-linear total", "all-linear share"],
-            rank_rows,
-        ),
-    ]
+    return rows
 
 
 def _run(run: RunResults) -> list[str]:
