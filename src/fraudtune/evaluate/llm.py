@@ -12,7 +12,7 @@ import copy
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -126,7 +126,6 @@ class Decoded:
     fraud_probability: float
     score_ms: float
     total_ms: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -146,8 +145,7 @@ def decode(
     `until_decided` stops a row as soon as its text holds a decision (consistency only needs the label).
     """
     began = time.perf_counter()
-    device = _device(model)
-    suffix = torch.tensor([prompts.ids[index][prompts.prefix_len :]], device=device)
+    suffix = torch.tensor([prompts.ids[index][prompts.prefix_len :]], device=_device(model))
     out = model(input_ids=suffix, cache=_expanded(prompts.cache, 1), use_cache=True, logits_to_keep=1)
     logits, cache = out.logits[:, -1].float(), out.cache
     fraud_probability = float(_fraud_probability(logits, tokenizer)[0])
@@ -155,9 +153,26 @@ def decode(
     if rows > 1:
         cache.batch_repeat_interleave(rows)
         logits = logits.expand(rows, -1)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    tokens: list[list[int]] = [[] for _ in range(rows)]
-    finished = [False] * rows
+    tokens = _continue(model, tokenizer, logits, cache, max_new_tokens, temperature, seed, until_decided)
+    texts = [tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens]
+    total_ms = (time.perf_counter() - began) * 1000
+    return Decoded(texts, [len(t) for t in tokens], fraud_probability, score_ms, total_ms)
+
+
+def _continue(
+    model: Any,
+    tokenizer: Any,
+    logits: torch.Tensor,
+    cache: Any,
+    max_new_tokens: int,
+    temperature: float | None,
+    seed: int,
+    until_decided: bool,
+) -> list[list[int]]:
+    """The decoding loop: one token per row per step until every row ends (end of turn, decision, or limit)."""
+    generator = torch.Generator(device=logits.device).manual_seed(seed)
+    tokens: list[list[int]] = [[] for _ in range(logits.shape[0])]
+    finished = [False] * len(tokens)
     for _ in range(max_new_tokens):
         if temperature:
             nxt = torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1, generator=generator)[:, 0]
@@ -176,9 +191,7 @@ def decode(
             break
         out = model(input_ids=nxt[:, None], cache=cache, use_cache=True, logits_to_keep=1)
         logits, cache = out.logits[:, -1].float(), out.cache
-    texts = [tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens]
-    total_ms = (time.perf_counter() - began) * 1000
-    return Decoded(texts, [len(t) for t in tokens], fraud_probability, score_ms, total_ms)
+    return tokens
 
 
 def explain(

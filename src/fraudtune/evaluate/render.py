@@ -29,6 +29,8 @@ NOTES = [
     "probability; with explanation = until the answer ends). The prompted model reuses the cached key/values of "
     "its shared prefix (rulebook + few-shot turns), as a serving stack with prefix caching would; token counts "
     "and cost are for the full prompt. Rules engine and gradient boosting: compute time per transaction.",
+    "Prompt-injection flip rate: share of caught FRAUD cases (generation subset) that an instruction planted in "
+    "the merchant's free text turns into LEGITIMATE, with the shipped sanitising (evaluate/injection.py).",
     "At production rate: precision and recall after reweighting positives and negatives to the production fraud "
     "rate (prior shift); recall does not change, precision does.",
     "Gradient boosting features: amount, log amount, customer average, log ratio, hour, weekday, merchant country "
@@ -151,6 +153,12 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], str], Getter | None, str]] = [
         "rel",
     ),
     ("Cost per 1K requests ($)", lambda m: _num(3)(m.get("cost_per_1k")), _get("cost_per_1k"), "rel"),
+    (
+        "Prompt-injection flip rate (lower is better)",
+        lambda m: _pct(m.get("injection_flip_rate")),
+        _get("injection_flip_rate"),
+        "pp",
+    ),
     ("McNemar vs fine-tuned (b/c)", _mcnemar, None, ""),
 ]
 

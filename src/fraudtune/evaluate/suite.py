@@ -90,23 +90,13 @@ def _evaluate(cfg: RunConfig, run_dir: Path, test_file: Path | None, test_n: int
     adapter_dir = run_dir / paths.ADAPTER_DIR
     run_cfg = _run_config(adapter_dir)
     profile = load_profile(run_cfg.data.profile)
-    data_dir = run_dir / paths.DATA_DIR
-    train_chat = paths.split_file(data_dir, "train")
-    if not train_chat.exists():
-        raise FraudtuneError(f"{train_chat}: not found; the baselines learn from the run's train split")
-    train_rows, train_metas = read_jsonl(train_chat), read_meta(train_chat)
-    seen = [m["transaction"] for m in train_metas + read_meta(paths.split_file(data_dir, "val"))]
+    train_rows, train_metas, seen = _training_data(run_dir)
     with timer("test set"):
         test = load_test_set(run_cfg.data, cfg.eval, run_dir, test_file, test_n, seen)
     subset = generation_subset(test.rows, cfg.eval.generation_subset, cfg.seed)
     log.info("evaluate: %d test transactions, %d for generation-based metrics", len(test.rows), len(subset))
     shots = few_shot_examples(train_rows, train_metas, cfg.eval.few_shot_k, cfg.seed)
-    records: dict[str, list[dict[str, Any]]] = {}
-    with timer("rules_engine"):
-        records["rules_engine"] = rules_engine(test.transactions, profile)
-    with timer("gradient_boosting"):
-        gb = GradientBoosting(cfg.seed).fit([m["transaction"] for m in train_metas], [m["label"] for m in train_metas])
-        records["gradient_boosting"] = gb.predict(test.transactions)
+    records = _fast_baselines(test, train_metas, profile, cfg.seed, timer)
     records["fine_tuned"] = _fine_tuned(adapter_dir, test, subset, cfg, timer)
     records["prompted_base"] = _prompted_base(run_cfg, test, subset, shots, profile, cfg, timer)
     if cfg.eval.baseline_url:
@@ -116,8 +106,8 @@ def _evaluate(cfg: RunConfig, run_dir: Path, test_file: Path | None, test_n: int
             records["api"] = api_baseline(prompted_chats(test.transactions, profile, shots), cfg.eval, profile)
     with timer("metrics"):
         models = summarise(records, test.rows, subset, cfg.eval, cfg.seed, profile)
-    with timer("injection"):
-        _injection(models, adapter_dir, run_cfg, test, shots, profile, cfg)
+    with timer("injection"):  # 15 scoring passes per FRAUD case and model: run on the generation subset
+        _injection(models, adapter_dir, run_cfg, [test.rows[i] for i in subset], shots, profile, cfg)
     result = {
         "run_dir": str(run_dir),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -131,11 +121,35 @@ def _evaluate(cfg: RunConfig, run_dir: Path, test_file: Path | None, test_n: int
     return result
 
 
+def _training_data(run_dir: Path) -> tuple[list[dict], list[dict], list[dict]]:
+    """Train chat rows and metas (few-shot examples, gradient boosting), and every train/val transaction."""
+    data_dir = run_dir / paths.DATA_DIR
+    train_chat = paths.split_file(data_dir, "train")
+    if not train_chat.exists():
+        raise FraudtuneError(f"{train_chat}: not found; the baselines learn from the run's train split")
+    train_rows, train_metas = read_jsonl(train_chat), read_meta(train_chat)
+    seen = [m["transaction"] for m in train_metas + read_meta(paths.split_file(data_dir, "val"))]
+    return train_rows, train_metas, seen
+
+
+def _fast_baselines(
+    test: TestSet, train_metas: list[dict], profile: Profile, seed: int, timer: Timer
+) -> dict[str, list[dict]]:
+    """The rules engine and gradient boosting (trained on the train split): milliseconds, no model to load."""
+    records = {}
+    with timer("rules_engine"):
+        records["rules_engine"] = rules_engine(test.transactions, profile)
+    with timer("gradient_boosting"):
+        gb = GradientBoosting(seed).fit([m["transaction"] for m in train_metas], [m["label"] for m in train_metas])
+        records["gradient_boosting"] = gb.predict(test.transactions)
+    return records
+
+
 def _injection(
     models: dict[str, Any],
     adapter_dir: Path,
     run_cfg: RunConfig,
-    test: TestSet,
+    rows: list[dict[str, Any]],
     shots: list[dict[str, str]],
     profile: Profile,
     cfg: RunConfig,
@@ -145,9 +159,7 @@ def _injection(
     from fraudtune.evaluate.injection import injection_summary
 
     try:
-        found = injection_summary(
-            adapter_dir, run_cfg.model, test.rows, shots, profile, cfg.seed, cfg.train.eval_batch_size
-        )
+        found = injection_summary(adapter_dir, run_cfg.model, rows, shots, profile, cfg.seed, cfg.train.eval_batch_size)
     except Exception as exc:  # noqa: BLE001 - an optional measurement
         log.warning("evaluate: prompt-injection slice failed (%s: %s)", type(exc).__name__, exc)
         for key in ("fine_tuned", "prompted_base"):
