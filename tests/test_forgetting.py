@@ -280,6 +280,7 @@ def test_fast_sets_are_seeded_subsets_paired_with_test_transactions(tmp_path):
         "T4",
         "T0",
     ]
+    assert load_sets(tiny_config("forgetting.fast=true", "forgetting.fast_n=2"), tmp_path).sizes()["corpus"] == 1
     full = load_sets(tiny_config("forgetting.fast=false"), tmp_path)
     assert full.sizes()["general_knowledge"] == len(load_resource("general_knowledge"))
 

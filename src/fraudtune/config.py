@@ -127,7 +127,9 @@ class ForgettingConfig(Section):
     bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples for the deltas.")
     fast: bool = Field(False, description="Smaller probe sets (used by make demo).")
     fast_n: int = Field(16, ge=2, description="Questions per probe set when fast (fraud test 2x, benchmark 3x).")
-    long_max_new_tokens: int = Field(128, ge=8, description="Token limit of language-task and fraud+general answers.")
+    long_max_new_tokens: int = Field(
+        192, ge=8, description="Token limit of language-task and fraud+general answers (a fraud verdict alone: ~160)."
+    )
     batch_size: int = Field(16, ge=1, description="Prompts per generate call (log-likelihoods: twice as many).")
     corpus_max_tokens: int = Field(512, ge=16, description="Tokens per corpus passage for perplexity and KL.")
     strategy_n: int = Field(200, ge=8, description="data.n of each prevention-strategy training run (reduced).")

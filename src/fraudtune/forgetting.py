@@ -120,17 +120,20 @@ class ProbeSets:
 def load_sets(cfg: RunConfig, run_dir: Path) -> ProbeSets:
     """Built-in sets, the optional benchmark and the run's test split, subset with cfg.seed when fast."""
     fc = cfg.forgetting
-    n = fc.fast_n if fc.fast else 0
-    fraud = _subset(fraud_test_rows(Path(run_dir)), 2 * n, cfg.seed)
-    questions = _subset(load_resource("fraud_plus_general"), n, cfg.seed)
+
+    def fast(share: float) -> int:  # 0 means every item
+        return max(1, round(fc.fast_n * share)) if fc.fast else 0
+
+    fraud = _subset(fraud_test_rows(Path(run_dir)), fast(2), cfg.seed)
+    questions = _subset(load_resource("fraud_plus_general"), fast(1), cfg.seed)
     paired = [{**q, **fraud[i % len(fraud)]} for i, q in enumerate(questions)]
     benchmark = load_questions(fc.benchmark, require_id=False) if fc.benchmark else []
     return ProbeSets(
-        general_knowledge=_subset(load_resource("general_knowledge"), n, cfg.seed),
-        benchmark=_subset(benchmark, 3 * n if fc.fast else fc.benchmark_n, cfg.seed),
-        language=_subset(load_resource("language_tasks"), n // 2, cfg.seed),
-        corpus=_subset(load_resource("corpus"), n // 4, cfg.seed),
-        reasoning=_subset(load_resource("reasoning"), n, cfg.seed),
+        general_knowledge=_subset(load_resource("general_knowledge"), fast(1), cfg.seed),
+        benchmark=_subset(benchmark, fast(3) if fc.fast else fc.benchmark_n, cfg.seed),
+        language=_subset(load_resource("language_tasks"), fast(1 / 2), cfg.seed),
+        corpus=_subset(load_resource("corpus"), fast(1 / 4), cfg.seed),
+        reasoning=_subset(load_resource("reasoning"), fast(1), cfg.seed),
         fraud=fraud,
         fraud_plus_general=paired,
     )
