@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     except FraudtuneError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + " ".join(line.strip() for line in str(exc).splitlines() if line.strip()), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; finished artifacts are kept, rerun with --resume to continue", file=sys.stderr)
@@ -150,7 +150,7 @@ def _data_generate(args: argparse.Namespace) -> int:
     summary = generate(
         args.out,
         profile_path=args.profile or cfg.data.profile,
-        n=args.n or cfg.data.n,
+        n=cfg.data.n if args.n is None else args.n,
         seed=cfg.data.seed if args.seed is None else args.seed,
         data_cfg=cfg.data,
     )
@@ -194,6 +194,8 @@ def _train(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from fraudtune.predict import predict_file
 
+    if args.batch_size < 1:
+        raise FraudtuneError(f"--batch-size {args.batch_size}: must be at least 1")
     summary = predict_file(
         args.adapter, args.input, args.output, explain=not args.no_explain, batch_size=args.batch_size
     )

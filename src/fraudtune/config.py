@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fraudtune.errors import FraudtuneError
-from fraudtune.files import read_user_text
+from fraudtune.files import read_user_text, yaml_problem
 
 
 class Section(BaseModel):
@@ -237,7 +237,7 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
         try:
             raw = yaml.safe_load(read_user_text(path, "YAML run config")) or {}
         except yaml.YAMLError as exc:
-            raise FraudtuneError(f"{path}: invalid YAML ({exc})") from exc
+            raise FraudtuneError(f"{path}: invalid YAML ({yaml_problem(exc)})") from exc
         if not isinstance(raw, dict):
             raise FraudtuneError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
     for item in overrides or []:
@@ -272,7 +272,7 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
     try:
         node[parts[-1]] = yaml.safe_load(value)
     except yaml.YAMLError as exc:
-        raise FraudtuneError(f"override '{item}': value is not valid YAML ({exc})") from exc
+        raise FraudtuneError(f"override '{item}': value is not valid YAML ({yaml_problem(exc)})") from exc
 
 
 def _format_error(err: dict[str, Any]) -> str:

@@ -61,6 +61,26 @@ def append_jsonl(path: Path, row: Any) -> None:
         handle.write(json.dumps(row, default=_json_default) + "\n")
 
 
+def read_user_text(path: Path, what: str) -> str:
+    """A text file the user points at (config, profile, mapping): a folder, an unreadable or a binary file is a
+    one-line error, not a traceback."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FraudtuneError(f"{path}: not a UTF-8 text file (byte {exc.start}); expected a {what}") from exc
+    except OSError as exc:
+        raise FraudtuneError(f"{path}: cannot read ({exc.strerror}); expected a {what}") from exc
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report as one line: 'line 1, column 7: expected ',' or ']', but got ...'."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    return where + " ".join(str(problem).split())
+
+
 def read_json(path: Path) -> Any:
     """Read JSON, with a clear error on a missing or damaged file."""
     path = Path(path)

@@ -144,10 +144,12 @@ def load_base(model_cfg: ModelConfig, dtype: torch.dtype = torch.float32) -> tup
 
     folder = base_model_dir(model_cfg)
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        # safetensors only: a folder with nothing but pytorch_model.bin (a pickle) is refused, never unpickled
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as exc:
-        raise FraudtuneError(f"{folder}: cannot load the base model ({exc}); check model.name / model.path") from exc
+        detail = " ".join(str(exc).split())[:240]
+        raise FraudtuneError(f"{folder}: cannot load the base model ({detail}); check model.name / model.path") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
@@ -169,6 +171,17 @@ def _save_atomic(target: Path, save: Any) -> None:
 ADAPTER_RUN_CONFIG = "fraudtune_config.yaml"
 
 
+def check_adapter_folder(adapter_dir: Path) -> None:
+    """The cheap checks of an adapter folder (exists, no pickle weights, written by fraudtune train)."""
+    adapter_dir = Path(adapter_dir)
+    if not adapter_dir.is_dir():
+        raise FraudtuneError(f"{adapter_dir}: adapter folder not found; train first or pass RUN/fraud-lora-adapter")
+    if list(adapter_dir.glob("*.bin")) or list(adapter_dir.glob("*.pt")):
+        raise FraudtuneError(f"{adapter_dir}: holds pickle weights (.bin/.pt); only safetensors adapters are loaded")
+    if not (adapter_dir / ADAPTER_RUN_CONFIG).exists():
+        raise FraudtuneError(f"{adapter_dir}: {ADAPTER_RUN_CONFIG} missing; not an adapter written by fraudtune train")
+
+
 def load_for_inference(adapter_dir: Path, merge: bool = True) -> tuple[Any, Any, Any]:
     """(model, tokenizer, run config) from an adapter folder written by `fraudtune train`.
 
@@ -179,14 +192,8 @@ def load_for_inference(adapter_dir: Path, merge: bool = True) -> tuple[Any, Any,
     from fraudtune.manifest import verify_manifest
 
     adapter_dir = Path(adapter_dir)
-    if not adapter_dir.is_dir():
-        raise FraudtuneError(f"{adapter_dir}: adapter folder not found; train first or pass RUN/fraud-lora-adapter")
-    if list(adapter_dir.glob("*.bin")) or list(adapter_dir.glob("*.pt")):
-        raise FraudtuneError(f"{adapter_dir}: holds pickle weights (.bin/.pt); only safetensors adapters are loaded")
-    cfg_path = adapter_dir / ADAPTER_RUN_CONFIG
-    if not cfg_path.exists():
-        raise FraudtuneError(f"{adapter_dir}: {ADAPTER_RUN_CONFIG} missing; not an adapter written by fraudtune train")
-    cfg = load_config(cfg_path)
+    check_adapter_folder(adapter_dir)
+    cfg = load_config(adapter_dir / ADAPTER_RUN_CONFIG)
     verify_manifest(adapter_dir)
     if (adapter_dir / "adapter_config.json").exists():
         from peft import PeftModel
@@ -195,15 +202,14 @@ def load_for_inference(adapter_dir: Path, merge: bool = True) -> tuple[Any, Any,
         try:
             model = PeftModel.from_pretrained(base, adapter_dir)
         except (RuntimeError, ValueError, KeyError) as exc:
-            raise FraudtuneError(
-                f"{adapter_dir}: adapter does not fit base model {cfg.model.name} ({str(exc)[:200]})"
-            ) from exc
+            detail = " ".join(str(exc).split())[:240]  # torch lists every mismatch on its own line
+            raise FraudtuneError(f"{adapter_dir}: adapter does not fit base model {cfg.model.name} ({detail})") from exc
         if merge:
             model = model.merge_and_unload()
     else:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model = AutoModelForCausalLM.from_pretrained(adapter_dir, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(adapter_dir, dtype=torch.float32, use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
     if torch.cuda.is_available():
         model = model.to("cuda")

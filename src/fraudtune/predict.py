@@ -277,6 +277,16 @@ def predict_file(
     from fraudtune.files import write_jsonl
 
     transactions, errors = parse_lines(Path(input_path))
+    if not transactions:  # every line rejected: keep the previous predictions file rather than empty it
+        from fraudtune.models import check_adapter_folder
+
+        check_adapter_folder(Path(adapter_dir))
+        return {
+            "output": None,
+            "predicted": 0,
+            "rejected": len({e.line for e in errors}),
+            "errors": [str(e) for e in errors] + [f"{input_path}: no valid transactions; {output_path} not written"],
+        }
     predictor = load(adapter_dir)
     records = (
         predictor.predict(transactions, explain=explain, batch_size=batch_size, progress=True) if transactions else []

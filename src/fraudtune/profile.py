@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from fraudtune.errors import FraudtuneError
+from fraudtune.files import read_user_text, yaml_problem
 from fraudtune.paths import resolve_resource
 
 OPS = ("eq", "ne", "in", "not_in", "ge", "gt", "le", "lt", "startswith", "is_true", "is_false")
@@ -85,9 +86,9 @@ def load_profile(path: Path) -> Profile:
     if not path.exists():
         raise FraudtuneError(f"{path}: issuer profile not found; pass --profile or data.profile=PATH")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_user_text(path, "YAML issuer profile"))
     except yaml.YAMLError as exc:
-        raise FraudtuneError(f"{path}: invalid YAML ({exc})") from exc
+        raise FraudtuneError(f"{path}: invalid YAML ({yaml_problem(exc)})") from exc
     if not isinstance(raw, dict):
         raise FraudtuneError(f"{path}: a profile must be a mapping")
     rules: list[Rule] = []

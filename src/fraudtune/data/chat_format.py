@@ -38,7 +38,7 @@ def check_line(line: bytes, profile: Profile) -> LineCheck:
         obj = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         return LineCheck(None, [("record", f"invalid JSON ({getattr(exc, 'msg', str(exc))})")])
-    check = LineCheck(obj, _format_problems(obj))
+    check = LineCheck(obj, format_problems(obj))
     if not check.errors:
         _check_answer(obj["messages"], profile, check)
     return check
@@ -48,7 +48,8 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _format_problems(obj: Any) -> list[tuple[str, str]]:
+def format_problems(obj: Any) -> list[tuple[str, str]]:
+    """(field, problem) pairs of a parsed line against the OpenAI chat format (training checks its splits too)."""
     if not isinstance(obj, dict):
         return [("record", f"expected a JSON object, got {type(obj).__name__}")]
     problems = [

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from fraudtune.errors import FraudtuneError
+from fraudtune.files import read_user_text, yaml_problem
 
 LABELS = ("FRAUD", "LEGITIMATE")
 CODE_OF_CHANNEL = {"in_person": "TC-01", "online": "TC-20", "recurring": "TC-12", "atm": "TC-01"}
@@ -173,9 +174,9 @@ def load_mapping(path: Path) -> CsvMapping:
     if not path.exists():
         raise FraudtuneError(f"{path}: mapping file not found; start from configs/csv_mapping.example.yaml")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_user_text(path, "YAML column mapping"))
     except yaml.YAMLError as exc:
-        raise FraudtuneError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from exc
+        raise FraudtuneError(f"{path}: invalid YAML ({yaml_problem(exc)})") from exc
     if not isinstance(raw, dict):
         raise FraudtuneError(f"{path}: a mapping must be a YAML mapping with 'columns' and 'label'")
     unknown = [k for k in raw if k not in MAP_KEYS]

@@ -90,6 +90,8 @@ def _read_csv(path: Path, mapping: CsvMapping) -> tuple[list[str], list[tuple[in
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise FraudtuneError(f"{path}: not UTF-8 (byte {exc.start}); save the CSV as UTF-8") from exc
+    except OSError as exc:
+        raise FraudtuneError(f"{path}: cannot read ({exc.strerror}); expected a CSV file") from exc
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=mapping.delimiter)
     try:
         header = [h.strip() for h in next(reader, [])]
