@@ -269,19 +269,31 @@ def answer_only_loss(
     flags, reasoning) is conditioned on the right label, so only that one position of ~80 has to learn to classify;
     `decision_weight` scales its loss so the classification is not drowned by the wording.
     """
-    from fraudtune.predict import decoder_and_head
-
-    decoder, head = decoder_and_head(model)
-    hidden = decoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
     targets = inputs["labels"][:, 1:]
     keep = targets != IGNORE_INDEX
-    logits = head(hidden[:, :-1][keep]).float()
+    logits = supervised_logits(model, inputs, keep)
     per_token = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="none")
     if decision_weight != 1.0:
         first = keep & (keep.cumsum(dim=1) == 1)  # the first supervised position of each row
         per_token = per_token * torch.where(first[keep], decision_weight, 1.0)
     denominator = num_items_in_batch if num_items_in_batch is not None else keep.sum()
     return per_token.sum() / torch.as_tensor(denominator, device=per_token.device).clamp(min=1)
+
+
+def supervised_logits(model: Any, inputs: dict[str, torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
+    """Logits at the positions that predict a supervised token, in row-major order: (n_kept, vocab)."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        # DDP: the forward must go through the wrapper (it arms the gradient all-reduce); a boolean
+        # logits_to_keep mask still projects only the supervised positions.
+        mask = torch.zeros_like(inputs["labels"], dtype=torch.bool)
+        mask[:, :-1] = keep
+        out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], logits_to_keep=mask)
+        return out.logits.float()
+    from fraudtune.predict import decoder_and_head
+
+    decoder, head = decoder_and_head(model)
+    hidden = decoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+    return head(hidden[:, :-1][keep]).float()
 
 
 def build_trainer(
