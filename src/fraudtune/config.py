@@ -90,7 +90,11 @@ class TrainConfig(Section):
     logging_steps: int = Field(10, ge=1, description="Optimizer steps between metrics.jsonl lines.")
     eval_batch_size: int = Field(16, ge=1, description="Batch size for validation loss and scoring.")
     threads: int = Field(0, ge=0, description="torch CPU threads (0: torch's default).")
-    group_by_length: bool = Field(True, description="Batch examples of similar length to avoid padding waste.")
+    group_by_length: bool = Field(
+        False,
+        description="Batch examples of similar length (less padding). Off by default: answer length follows the "
+        "label, so length-grouped batches hold one label and the model learns the prior instead of the decision.",
+    )
     seed: int = Field(42, description="Training seed, set before the adapter is created.")
     general_mix: float = Field(0.0, ge=0, lt=1, description="Share of general instruction data mixed into training.")
 
