@@ -113,7 +113,7 @@ def kl_and_nll(logits_p: torch.Tensor, logits_q: torch.Tensor, targets: torch.Te
     Shapes: logits [T, V], targets [T]. p is the base model, q the fine-tuned one.
     """
     logp, logq = logits_p.float().log_softmax(-1), logits_q.float().log_softmax(-1)
-    kl = (logp.exp() * (logp - logq)).sum(-1)
+    kl = (logp.exp() * (logp - logq)).sum(-1).clamp_min(0)  # >= 0 by definition; drops float rounding
     nll_p = -logp.gather(-1, targets[:, None])[:, 0]
     nll_q = -logq.gather(-1, targets[:, None])[:, 0]
     return kl, nll_p, nll_q
