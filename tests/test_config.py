@@ -12,9 +12,19 @@ from fraudtune.errors import FraudtuneError
 from fraudtune.paths import REPO_ROOT
 
 
-@pytest.mark.parametrize("path", sorted((REPO_ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_loads(path):
-    load_config(path)
+    """Run configs, the issuer profile and the CSV mapping example: each through its own loader."""
+    if path.parent.name == "profiles":
+        from fraudtune.profile import load_profile
+
+        load_profile(path)
+    elif path.name.startswith("csv_mapping"):
+        from fraudtune.data.csv_mapping import load_mapping
+
+        load_mapping(path)
+    else:
+        load_config(path)
 
 
 def test_overrides_take_precedence_over_the_file():
