@@ -62,7 +62,8 @@ def strategy_configs(cfg: RunConfig) -> dict[str, tuple[str, RunConfig]]:
 def forgetting_strategies(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     """Train each strategy under RUN/forgetting-strategies/<name>/ and tabulate fraud F1 against forgetting.
 
-    A strategy whose forgetting.json exists is not retrained, so a killed comparison resumes where it stopped.
+    A strategy whose forgetting.json exists is not retrained and one killed mid-training continues from its last
+    epoch, so a killed comparison resumes where it stopped.
     The base model is measured once: every strategy starts from it and sees the same probe sets.
     """
     from fraudtune.models import load_base
@@ -74,7 +75,7 @@ def forgetting_strategies(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         sdir = runs_dir / name
         if not (sdir / paths.FORGETTING_JSON).exists():
             log.info("forgetting strategy %s: %s", name, description)
-            train(scfg, sdir)
+            train(scfg, sdir, resume=(sdir / paths.CHECKPOINTS_DIR).exists())  # a killed run continues
             if base is None:
                 base, _ = load_base(scfg.model)
             pair, run_cfg = load_pair(sdir / paths.ADAPTER_DIR, base=base)
