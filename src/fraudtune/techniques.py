@@ -168,14 +168,20 @@ def ensemble_scores(control: RunConfig, control_dir: Path, chats: list[list[dict
     ckpt_root = control_dir / paths.CHECKPOINTS_DIR
     per_epoch = {e: adapter_probabilities(control, ckpt_root / f"epoch-{e}", chats) for e in ENSEMBLE_EPOCHS}
     best_name = (ckpt_root / paths.BEST_CHECKPOINT).read_text().strip()
+    best_epoch = int(best_name.split("-")[1])
+    if best_epoch in per_epoch:
+        best_probs = per_epoch[best_epoch]
+    else:  # the control ran more than 3 epochs and a later one won
+        best_probs = adapter_probabilities(control, ckpt_root / best_name, chats)
     averaged = [sum(ps) / len(ps) for ps in zip(*per_epoch.values(), strict=True)]
+    probabilities = {f"epoch-{e}": p for e, p in per_epoch.items()} | {"ensemble": averaged}
     return {
         "epochs": list(ENSEMBLE_EPOCHS),
         "per_epoch": {f"epoch-{e}": probability_scores(p, truth) for e, p in per_epoch.items()},
         "best_single": best_name,
-        "best_single_scores": probability_scores(per_epoch[int(best_name.split("-")[1])], truth)
-        if int(best_name.split("-")[1]) in per_epoch
-        else score(control, ckpt_root / best_name, chats),
+        "best_single_scores": probability_scores(best_probs, truth),
         "ensemble_scores": probability_scores(averaged, truth),
         "scoring_passes": len(ENSEMBLE_EPOCHS),
+        "truth": truth,
+        "probabilities": {name: [round(p, 6) for p in probs] for name, probs in probabilities.items()},
     }

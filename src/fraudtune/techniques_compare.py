@@ -17,6 +17,7 @@ ARM_LABELS = {
     "precision_fp32": "fp32",
     "precision_bf16": "bf16",
 }
+LOSS_TOLERANCE = 0.01  # a validation-loss gap under 1% (at equal accuracy) is read as no difference
 COLUMNS = ("val_loss", "val_accuracy", "train_seconds", "tokens_per_second", "peak_rss_mb", "epochs_run", "steps")
 
 
@@ -43,20 +44,32 @@ def arm_rows(runs: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def _rank_key(row: dict[str, Any]) -> tuple:
-    return (-(row["val_accuracy"] or 0), row["val_loss"] if row["val_loss"] is not None else float("inf"))
+def beats(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Higher validation accuracy (by at least one example), or equal accuracy and a loss lower by > 1%."""
+    acc_a, acc_b = a["val_accuracy"] or 0, b["val_accuracy"] or 0
+    if abs(acc_a - acc_b) > 1e-9:
+        return acc_a > acc_b
+    if a["val_loss"] is None or b["val_loss"] is None:
+        return False
+    return a["val_loss"] < b["val_loss"] * (1 - LOSS_TOLERANCE)
 
 
 def lr_schedule(runs: dict[str, Any]) -> dict[str, Any]:
     rows = arm_rows(runs, ["control", "schedule_constant", "schedule_cosine"])
-    best = min(rows, key=_rank_key)
     control = rows[0]
+    best = control
+    for row in rows[1:]:
+        if beats(row, best):
+            best = row
     finding = "; ".join(
         f"{r['label']}: val loss {r['val_loss']}, val accuracy {r['val_accuracy']}, test accuracy {r['test_accuracy']}"
         for r in rows
     )
     if best["arm"] == "control":
-        rec = "Keep warmup + linear decay (train.scheduler=linear): no other schedule beat it on validation."
+        rec = (
+            "Keep warmup + linear decay (train.scheduler=linear): no other schedule beat it on validation "
+            "(by a validation example, or by more than 1% loss at equal accuracy)."
+        )
     else:
         rec = (
             f"Use {best['label']}: validation accuracy {best['val_accuracy']} vs {control['val_accuracy']} "

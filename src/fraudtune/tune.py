@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import time
 import warnings
@@ -26,6 +25,7 @@ from fraudtune import paths
 from fraudtune.config import RunConfig, config_to_dict, validate_config
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import write_yaml
+from fraudtune.tune_storage import open_study
 from fraudtune.tune_trial import TrialFailed, run_trial
 
 log = logging.getLogger(__name__)
@@ -120,64 +120,6 @@ def shared_data(cfg: RunConfig, run_dir: Path) -> Path:
     return data_dir
 
 
-def storage_url(cfg: RunConfig, run_dir: Path) -> str:
-    if cfg.tune.storage:
-        return cfg.tune.storage
-    db = (run_dir / paths.TUNE_DIR / paths.STUDY_DB).resolve()
-    db.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{db}"
-
-
-def redact_url(url: str) -> str:
-    """A storage URL without its password."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
-
-
-def study_name(cfg: RunConfig, kind: str) -> str:
-    """The grid and the TPE study keep apart: their parameter distributions differ."""
-    return cfg.tune.study if kind == "grid" else f"{cfg.tune.study}-{kind}"
-
-
-def open_study(cfg: RunConfig, run_dir: Path, kind: str) -> optuna.Study:
-    """Create or load the study; trials whose heartbeat stops (a killed worker) are retried up to tune.max_retry."""
-    url = storage_url(cfg, run_dir)
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=cfg.tune.heartbeat_seconds,
-            grace_period=3 * cfg.tune.heartbeat_seconds,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=cfg.tune.max_retry
-            ),
-        )
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for attempt in range(3):  # workers starting together race to create the tables and the study
-        try:
-            return optuna.create_study(
-                study_name=study_name(cfg, kind),
-                storage=storage,
-                direction="minimize",  # value: validation loss; the best config is chosen by accuracy, then loss
-                load_if_exists=True,
-                pruner=make_pruner(cfg),
-            )
-        except Exception as exc:  # sqlalchemy's OperationalError / IntegrityError
-            if attempt == 2:
-                raise FraudtuneError(f"tune.storage {redact_url(url)}: cannot open the study ({exc})") from exc
-            time.sleep(1 + attempt)
-    raise AssertionError("unreachable")
-
-
-def make_pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:
-    if cfg.tune.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=cfg.tune.pruner_startup_trials, n_warmup_steps=0)
-    if cfg.tune.pruner == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
-    return optuna.pruners.NopPruner()
-
-
 def grid_phases(cfg: RunConfig) -> list[tuple[str, str, list[Any]]]:
     """(phase, parameter, values) of every phase with values; the optional phases (alpha, batch) when listed."""
     return [(phase, param, list(getattr(cfg.tune, fld))) for phase, param, _, fld in PHASES if getattr(cfg.tune, fld)]
@@ -265,10 +207,15 @@ def trial_point(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
 
 def best_trial(trials: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial | None:
     """Highest validation accuracy; ties go to the lower validation loss, then the earlier trial."""
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("val_accuracy") is not None]
+    done = [t for t in trials if t.state == TrialState.COMPLETE and measured(t).get("val_accuracy") is not None]
     if not done:
         return None
-    return min(done, key=lambda t: (-t.user_attrs["val_accuracy"], t.user_attrs["val_loss"], t.number))
+    return min(done, key=lambda t: (-measured(t)["val_accuracy"], measured(t)["val_loss"], t.number))
+
+
+def measured(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The trial's measurements (one user attr, one storage write per trial)."""
+    return trial.user_attrs.get("measured", {})
 
 
 def run_tpe(study: optuna.Study, cfg: RunConfig, run_dir: Path) -> None:
@@ -283,7 +230,7 @@ def run_tpe(study: optuna.Study, cfg: RunConfig, run_dir: Path) -> None:
             if key == "lr":
                 params[key] = trial.suggest_float(key, min(values), max(values), log=True)
             elif key == "epochs":
-                params[key] = max(values)  # the pruner decides how many epochs a configuration deserves
+                params[key] = trial.suggest_categorical(key, [max(values)])  # the pruner decides the epochs
             else:
                 params[key] = trial.suggest_categorical(key, values)
         trial.set_user_attr("phase", "tpe")

@@ -33,7 +33,8 @@ MEASURED = (
 def write_results(cfg: RunConfig, run_dir: Path, study: optuna.Study, kind: str) -> dict[str, Any]:
     """Merge this study's trials into RUN/training_results.json (the other study's part is kept)."""
     from fraudtune.report.docs_tuning import results_markdown
-    from fraudtune.tune import base_params, best_trial, grid_phases, redact_url, storage_url, study_name
+    from fraudtune.tune import base_params, best_trial, grid_phases
+    from fraudtune.tune_storage import redact_url, storage_url, study_name
 
     trials = study.get_trials(deepcopy=False)
     path = run_dir / paths.TRAINING_RESULTS_JSON
@@ -64,13 +65,14 @@ def write_results(cfg: RunConfig, run_dir: Path, study: optuna.Study, kind: str)
 
 def trial_row(trial: optuna.trial.FrozenTrial, kind: str) -> dict[str, Any]:
     attrs = trial.user_attrs
+    values = attrs.get("measured", {})
     return {
         "study": kind,
         "number": trial.number,
         "phase": attrs.get("phase"),
         "params": dict(trial.params),
         "state": trial.state.name.lower(),
-        **{key: attrs.get(key) for key in MEASURED},
+        **{key: values.get(key) for key in MEASURED},
         "run_dir": attrs.get("run_dir"),
         "worker": attrs.get("worker"),
         "resumed_from": attrs.get("resumed_from"),
@@ -82,14 +84,14 @@ def grid_summary(
     cfg: RunConfig, trials: list[optuna.trial.FrozenTrial], phases: list[tuple], fixed: dict[str, Any]
 ) -> dict[str, Any]:
     """Each phase's points and winner, replayed from the trials (identical points are trained once)."""
-    from fraudtune.tune import best_trial, phase_points
+    from fraudtune.tune import best_trial, measured, phase_points
 
     fixed, out, points_total = dict(fixed), [], []
     for phase, key, values in phases:
         points = phase_points(fixed, key, values)
         points_total += points
-        measured = [t for t in trials if t.params in points]
-        best = best_trial(measured)
+        in_phase = [t for t in trials if t.params in points]
+        best = best_trial(in_phase)
         out.append(
             {
                 "phase": phase,
@@ -97,7 +99,7 @@ def grid_summary(
                 "values": values,
                 "fixed": {k: v for k, v in fixed.items() if k != key},
                 "best": None if best is None else best.params[key],
-                "trials": sorted({t.number for t in measured if t.state == TrialState.COMPLETE}),
+                "trials": sorted({t.number for t in in_phase if t.state == TrialState.COMPLETE}),
             }
         )
         if best is None:
@@ -111,7 +113,7 @@ def grid_summary(
         "grid_points": len(points_total),
         "distinct_configurations": len(unique),
         "trained": len(finished),
-        "seconds": round(sum(t.user_attrs.get("wall_seconds") or 0 for t in trials), 1),
+        "seconds": round(sum(measured(t).get("wall_seconds") or 0 for t in trials), 1),
         "largest_batch_size": max(batch) if batch and cfg.tune.batch_sizes else None,
     }
 

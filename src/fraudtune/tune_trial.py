@@ -64,7 +64,7 @@ def run_trial(trial: optuna.Trial, cfg: RunConfig, run_dir: Path) -> float:
     if not resume:
         copy_data(run_dir, trial_dir)
     trial.set_user_attr("run_dir", str(trial_dir))
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # several workers: who ran it
     pruning = PruningCallback(trial)
     reset_peak_memory()
     began = time.perf_counter()
@@ -149,8 +149,7 @@ def epoch_scores(run_dir: Path) -> dict[int, dict[str, Any]]:
 
 
 def record(trial: optuna.Trial, tune_dir: Path, measured: dict[str, Any], state: str) -> None:
-    for key, value in measured.items():
-        trial.set_user_attr(key, value)
+    trial.set_user_attr("measured", measured)
     append_jsonl(tune_dir / paths.TRIALS_LOG, {"trial": trial.number, "state": state, **trial.params, **measured})
     log.info("trial %d %s: %s", trial.number, state, {k: measured[k] for k in ("val_loss", "val_accuracy")})
 
