@@ -86,9 +86,9 @@ def _main_process_first() -> AbstractContextManager:
 def _train(cfg: RunConfig, run_dir: Path, resume: bool, callbacks: list[TrainerCallback] | None) -> dict[str, Any]:
     with _main_process_first():
         data_dir = ensure_data(cfg, run_dir)
-    model, tokenizer = build_model(cfg)
     train_rows, val_rows = load_split(data_dir, "train"), load_split(data_dir, "val")
-    check_pii(train_rows + val_rows, data_dir, cfg)
+    check_pii(train_rows + val_rows, data_dir, cfg)  # before the model loads: refuse fast, print one line
+    model, tokenizer = build_model(cfg)
     train_rows = mix_general_data(train_rows, cfg)
     train_set, truncated = encode_rows(train_rows, tokenizer, cfg.data.max_length)
     val_set, _ = encode_rows(val_rows, tokenizer, cfg.data.max_length)
