@@ -111,7 +111,9 @@ FIELDS: dict[str, FieldSpec] = {
     "amount": FieldSpec("number", True),
     "currency": FieldSpec("text", False, "USD", "USD"),
     "merchant.id": FieldSpec("text", True),
-    "merchant.name": FieldSpec("text", False, None, "the merchant id", derive=lambda t: t["merchant"].get("id")),
+    "merchant.name": FieldSpec(
+        "text", False, None, "the merchant id", derive=lambda t: t.get("merchant", {}).get("id")
+    ),
     "merchant.category": FieldSpec("text", True),
     "merchant.country": FieldSpec("text", True),
     "channel": FieldSpec("text", True),

@@ -116,9 +116,9 @@ def _check_header(path: Path, header: list[str], mapping: CsvMapping) -> None:
     if mapping.label_column not in header:
         missing.append(f"{mapping.label_column!r} (label)")
     if missing:
-        raise FraudtuneError(
-            f"{path}:1: header: missing column(s) {', '.join(missing)}; the file has {', '.join(header)[:200]}"
-        )
+        shown = ", ".join(header)[:200]
+        shown = shown if shown.isprintable() else repr(shown)[1:-1]  # a header with a line break or NUL in it
+        raise FraudtuneError(f"{path}:1: header: missing column(s) {', '.join(missing)}; the file has {shown}")
 
 
 def _row_to_transaction(

@@ -149,8 +149,13 @@ def _velocity(v: Any) -> list[tuple[str, str]]:
 
 def _keys(obj: dict, allowed: tuple[str, ...], prefix: str, optional: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     errors = [(f"{prefix}{k}", "missing") for k in allowed if k not in obj and k not in optional]
-    errors += [(f"{prefix}{str(k)[:40]}", "unknown field") for k in obj if k not in allowed]
+    errors += [(f"{prefix}{_printable(str(k)[:40])}", "unknown field") for k in obj if k not in allowed]
     return errors
+
+
+def _printable(text: str) -> str:
+    """A user's key as shown in a one-line message: control characters escaped ('\\n', not a line break)."""
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def _str(obj: dict, key: str, errors: list, prefix: str = "") -> None:
@@ -174,6 +179,8 @@ def _number(obj: dict, key: str, errors: list, prefix: str = "", positive: bool 
     value = obj[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         errors.append((f"{prefix}{key}", f"expected a number, got {_kind(value)}"))
+    elif isinstance(value, int) and abs(value) > 1e300:  # a 400-digit integer: float() would overflow later
+        errors.append((f"{prefix}{key}", f"too large, got a {len(str(abs(value)))}-digit number"))
     elif not math.isfinite(value):
         errors.append((f"{prefix}{key}", f"must be finite, got {value}"))
     elif positive and value <= 0:

@@ -77,7 +77,7 @@ def load_run(run_dir: Path) -> RunResults:
     run.tuning = _trials(_json(run_dir / paths.TRAINING_RESULTS_JSON))
     pred_dir = run_dir / paths.PREDICTIONS_DIR
     if pred_dir.is_dir():
-        run.predictions = {p.stem: read_jsonl(p) for p in sorted(pred_dir.glob("*.jsonl"))}
+        run.predictions = {p.stem: _predictions(p, run.eval) for p in sorted(pred_dir.glob("*.jsonl"))}
     run.test_meta = _test_meta(run)
     return run
 
@@ -122,6 +122,18 @@ def _test_meta(run: RunResults) -> dict[str, dict[str, Any]]:
         if path.exists():
             return {row["transaction_id"]: row for row in read_jsonl(path) if "transaction_id" in row}
     return {}
+
+
+def _predictions(path: Path, eval_json: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One model's predictions; a file cut at a line boundary still parses, so its row count is checked too."""
+    rows = read_jsonl(path)
+    expected = ((eval_json or {}).get("test") or {}).get("n")
+    if isinstance(expected, int) and len(rows) != expected:
+        raise FraudtuneError(
+            f"{path}: {len(rows)} rows but eval.json tested {expected} transactions (cut short?); rerun `fraudtune "
+            "evaluate`"
+        )
+    return rows
 
 
 def _trials(obj: Any) -> list[dict[str, Any]] | None:

@@ -1,0 +1,247 @@
+"""Faults: kill -9 during training and tuning, torn writes, half-written checkpoints, damaged artifacts.
+
+The kill tests run the real `fraudtune` command in a subprocess on the tiny model and SIGKILL it at a seeded
+point; `--resume` (or rerunning the study) must finish the job as if nothing happened.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TINY_CONFIG, tiny_config
+from fake_run import make_fake_run
+from safetensors.torch import load_file
+
+from fraudtune import paths
+from fraudtune.cli import main
+from fraudtune.files import read_json, read_jsonl, read_jsonl_lenient
+from fraudtune.train import EarlyStopping, last_checkpoint, train
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+WAIT_S = 900  # generous: the machine is shared with real-model jobs
+# 3 epochs of ~7 steps on the tiny model; every step logged, so the kill point can be seen in metrics.jsonl
+KILL_RUN = ("data.n=32", "train.epochs=3", "train.logging_steps=1", "train.threads=1")
+RESUME_ATOL = 1e-6
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fraudtune.cli", *args]
+
+
+def _sets(items: tuple[str, ...] | list[str]) -> list[str]:
+    return [arg for item in items for arg in ("--set", item)]
+
+
+def _wait_for(proc: subprocess.Popen, ready, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not ready():
+        if proc.poll() is not None:
+            raise AssertionError(f"the process ended ({proc.returncode}) before {what}: {proc.stderr.read()[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _train_steps(run_dir: Path) -> list[int]:
+    return [r["step"] for r in read_jsonl_lenient(run_dir / paths.METRICS) if r.get("split") == "train"]
+
+
+def test_kill_9_mid_training_then_resume_matches_an_uninterrupted_run(tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    train(tiny_config(*KILL_RUN), straight)
+    steps_per_epoch = math.ceil(len(read_jsonl(straight / paths.DATA_DIR / "train.jsonl")) / 4)
+    total = 3 * steps_per_epoch
+    kill_at = random.Random(2026).randint(steps_per_epoch + 1, total - 3)  # after epoch 1's checkpoint, before the end
+
+    args = ["train", "--config", str(TINY_CONFIG), *_sets(KILL_RUN), "--run-dir", str(killed)]
+    proc = subprocess.Popen(_cli(*args), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(proc, lambda: max(_train_steps(killed), default=0) >= kill_at, f"step {kill_at}")
+    _kill(proc)
+    died_at = max(_train_steps(killed))
+    assert died_at < total and read_json(killed / paths.RUN_META)["status"] == "running"
+    assert not (killed / paths.ADAPTER_DIR).exists()
+    resumable = last_checkpoint(killed)
+    assert resumable is not None and Path(resumable).name.startswith("epoch-")
+    # a checkpoint half-written by the kill: weights there, trainer state not yet. --resume must not pick it.
+    done = int(Path(resumable).name.split("-")[1])
+    half = killed / paths.CHECKPOINTS_DIR / f"epoch-{done + 1}"
+    half.mkdir(exist_ok=True)
+    (half / "adapter_model.safetensors").write_bytes(b"torn")
+    assert last_checkpoint(killed) == resumable
+
+    assert main(args + ["--resume"]) == 0
+    a = load_file(straight / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    b = load_file(killed / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    print(
+        f"kill at step {died_at} of {total} (planned {kill_at}), resumed from {Path(resumable).name}: "
+        f"max |adapter difference| = {worst:.3g}"
+    )
+    assert worst <= RESUME_ATOL
+    assert read_json(killed / paths.RUN_META)["status"] == "done"
+    assert json.loads((killed / paths.TRAIN_SUMMARY).read_text())["steps"] == total
+
+
+def _complete_trials(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            return con.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.Error:
+        return 0  # tables not created yet, or locked for a moment
+
+
+def test_killed_study_resumes_without_rerunning_finished_trials(tmp_path, monkeypatch):
+    """`fraudtune tune` (3 trials) killed -9 after its first trial finished; rerunning completes the study."""
+    import optuna
+
+    import fraudtune.tune_trial
+
+    run_dir = tmp_path / "study"
+    sets = ("tune.budget=full", "tune.ranks=[2, 4, 8]", "tune.lrs=[]", "tune.epochs=[]", "tune.heartbeat_seconds=1")
+    sets += ("data.n=16", "train.epochs=1")
+    args = ["tune", "--config", str(TINY_CONFIG), *_sets(sets), "--run-dir", str(run_dir)]
+    proc = subprocess.Popen(_cli(*args), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    db = run_dir / paths.TUNE_DIR / paths.STUDY_DB
+    _wait_for(proc, lambda: _complete_trials(db) >= 1, "the first finished trial")
+    _kill(proc)
+
+    study = optuna.load_study(study_name="fraudtune-grid", storage=f"sqlite:///{db}")
+    finished = {t.number: t.params["r"] for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
+    assert finished and len(finished) < 3
+    adapters = {
+        n: paths.trial_dir(run_dir / paths.TUNE_DIR, n) / paths.ADAPTER_DIR / "adapter_model.safetensors"
+        for n in finished
+    }
+    before = {n: p.read_bytes() for n, p in adapters.items()}
+
+    trained = []
+    real_train = fraudtune.tune_trial.train
+
+    def recording_train(cfg, run_dir, resume=False, callbacks=None):
+        trained.append(cfg.lora.r)
+        return real_train(cfg, run_dir, resume=resume, callbacks=callbacks)
+
+    monkeypatch.setattr(fraudtune.tune_trial, "train", recording_train)
+    assert main(args) == 0
+    assert not set(trained) & set(finished.values())  # finished trials are not trained again
+    results = read_json(run_dir / paths.TRAINING_RESULTS_JSON)
+    complete = sorted(t["params"]["r"] for t in results["trials"] if t["state"] == "complete")
+    assert complete == [2, 4, 8]
+    assert {n: p.read_bytes() for n, p in adapters.items()} == before
+
+
+WRITER = """
+import itertools, sys
+from fraudtune.files import write_json
+for i in itertools.count():
+    write_json(sys.argv[1], {"i": i, "blob": "x" * 3_000_000})
+"""
+
+
+def test_kill_9_during_an_atomic_write_leaves_the_old_or_the_new_file(tmp_path):
+    target = tmp_path / "eval.json"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], env=ENV, stderr=subprocess.PIPE, text=True)
+    _wait_for(proc, target.exists, "the first write")
+    time.sleep(random.Random(7).uniform(0.05, 0.3))
+    _kill(proc)
+    data = read_json(target)  # parses: never a torn file under the real name
+    assert len(data["blob"]) == 3_000_000
+    assert all(p.name.startswith(".eval.json.") for p in tmp_path.iterdir() if p != target)  # only temp files
+
+
+def test_interrupted_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    from fraudtune.files import write_json
+
+    target = tmp_path / "eval.json"
+    write_json(target, {"v": 1})
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_json(target, {"v": 2})
+    monkeypatch.undo()
+    assert read_json(target) == {"v": 1} and [p.name for p in tmp_path.iterdir()] == ["eval.json"]
+
+
+def test_resume_skips_checkpoints_without_trainer_state(tmp_path):
+    root = tmp_path / paths.CHECKPOINTS_DIR
+    for name, complete in [("epoch-1", True), ("epoch-2", True), ("epoch-10", False), ("checkpoint-99", True)]:
+        (root / name).mkdir(parents=True)
+        (root / name / "adapter_model.safetensors").write_bytes(b"w")
+        if complete:
+            (root / name / "trainer_state.json").write_text("{}")
+    assert last_checkpoint(tmp_path) == str(root / "epoch-2")  # numeric order; the unrenamed Trainer folder ignored
+    (root / "epoch-2" / "trainer_state.json").unlink()
+    assert last_checkpoint(tmp_path) == str(root / "epoch-1")
+    assert last_checkpoint(tmp_path / "nothing") is None
+
+
+class _State:
+    def __init__(self, losses):
+        self.log_history = [{"eval_loss": x, "epoch": i + 1} for i, x in enumerate(losses)]
+
+
+class _Control:
+    should_training_stop = False
+
+
+def test_early_stopping_counts_the_epochs_before_a_resume():
+    """Patience 2, losses 3.0, 3.1 | kill, resume | 3.2: the resumed run stops where the straight one would."""
+    callback, control = EarlyStopping(patience=2), _Control()
+    callback.on_train_begin(None, _State([3.0, 3.1]), control)  # the Trainer restores log_history first
+    callback.on_evaluate(None, None, control, metrics={"eval_loss": 3.2})
+    assert control.should_training_stop
+
+
+DAMAGED = [  # (stage, file, where to cut it, the error)
+    ("report", paths.EVAL_JSON, 0.5, "damaged JSON"),
+    ("report", paths.TRAIN_SUMMARY, 0.5, "damaged JSON"),
+    ("report", paths.FORGETTING_JSON, 0.5, "damaged JSON"),
+    ("report", paths.TRAINING_RESULTS_JSON, 0.5, "damaged JSON"),
+    ("report", f"{paths.PREDICTIONS_DIR}/fine_tuned.jsonl", 0.45, "invalid JSON"),  # a torn line
+    ("report", f"{paths.PREDICTIONS_DIR}/fine_tuned.jsonl", 0.5, "6 rows but eval.json tested 12"),  # at a newline
+    ("roi", paths.EVAL_JSON, 0.5, "damaged JSON"),
+    ("train", paths.RUN_META, 0.5, "damaged JSON"),
+]
+
+
+@pytest.mark.parametrize(
+    ("verb", "name", "cut", "problem"), DAMAGED, ids=[f"{v}: {n} cut at {c:.0%}" for v, n, c, _ in DAMAGED]
+)
+def test_a_stage_refuses_a_damaged_artifact(tmp_path, capsys, verb, name, cut, problem):
+    """A file cut short (a disk filled up, a copy interrupted): the reading stage names it, never uses it."""
+    run_dir = make_fake_run(tmp_path / "run")
+    target = run_dir / name
+    assert target.exists(), name
+    target.write_bytes(target.read_bytes()[: int(target.stat().st_size * cut)])
+    argv = {
+        "report": ["report", "--run-dir", str(run_dir)],
+        "roi": ["roi", "--run-dir", str(run_dir), "--preset", "measured", "--set", "roi.doc_path=null"],
+        "train": ["train", "--config", str(run_dir / paths.RUN_CONFIG), "--run-dir", str(run_dir), "--resume"],
+    }[verb]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith(f"error: {target}") and problem in err
