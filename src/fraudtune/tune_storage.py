@@ -40,10 +40,28 @@ def study_name(cfg: RunConfig, kind: str) -> str:
 def open_study(cfg: RunConfig, run_dir: Path, kind: str) -> optuna.Study:
     """Create or load the study; trials whose heartbeat stops (a killed worker) are retried up to tune.max_retry."""
     url = storage_url(cfg, run_dir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for attempt in range(3):  # workers starting together race to create the tables and the study
+        try:
+            return optuna.create_study(
+                study_name=study_name(cfg, kind),
+                storage=rdb_storage(cfg, url),
+                direction="minimize",  # value: validation loss; the best config is chosen by accuracy, then loss
+                load_if_exists=True,
+                pruner=make_pruner(cfg),
+            )
+        except Exception as exc:  # sqlalchemy's OperationalError / IntegrityError from the race
+            if attempt == 2:
+                raise FraudtuneError(f"tune.storage {redact_url(url)}: cannot open the study ({exc})") from exc
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
+
+
+def rdb_storage(cfg: RunConfig, url: str) -> optuna.storages.RDBStorage:
     engine_kwargs = {"creator": lambda: sqlite_connect(url)} if url.startswith("sqlite:///") else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = optuna.storages.RDBStorage(
+        return optuna.storages.RDBStorage(
             url,
             engine_kwargs=engine_kwargs,
             heartbeat_interval=cfg.tune.heartbeat_seconds,
@@ -52,21 +70,6 @@ def open_study(cfg: RunConfig, run_dir: Path, kind: str) -> optuna.Study:
                 max_retry=cfg.tune.max_retry
             ),
         )
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for attempt in range(3):  # workers starting together race to create the tables and the study
-        try:
-            return optuna.create_study(
-                study_name=study_name(cfg, kind),
-                storage=storage,
-                direction="minimize",  # value: validation loss; the best config is chosen by accuracy, then loss
-                load_if_exists=True,
-                pruner=make_pruner(cfg),
-            )
-        except Exception as exc:  # sqlalchemy's OperationalError / IntegrityError
-            if attempt == 2:
-                raise FraudtuneError(f"tune.storage {redact_url(url)}: cannot open the study ({exc})") from exc
-            time.sleep(1 + attempt)
-    raise AssertionError("unreachable")
 
 
 def sqlite_connect(url: str) -> sqlite3.Connection:
