@@ -243,7 +243,7 @@ def run_tpe(study: optuna.Study, cfg: RunConfig, run_dir: Path) -> None:
 
 
 class PlannedSampler(optuna.samplers.BaseSampler):
-    """Gives a new trial the first point of the phase no trial has claimed yet (GridSampler, minus re-runs).
+    """Gives a new trial a point of the phase that no trial has claimed yet (GridSampler, minus re-runs).
 
     Optuna's GridSampler would re-train a configuration an earlier phase already measured (e.g. phase 2's
     lr=2e-4 at the best rank is phase 1's winner); identical configurations train once here.
