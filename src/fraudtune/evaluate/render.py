@@ -17,6 +17,8 @@ TITLES = {
 NOTES = [
     "Improvement = fine-tuned minus the prompted base model (the seed's prompt-engineering regime): percentage "
     "points for rates, differences for scores, relative change for latency, tokens and cost.",
+    "The company-specific slice (and its documented / historical parts) holds only FRAUD cases, so a model that "
+    "always answers FRAUD scores 100% there; read it together with the near-miss negatives (all LEGITIMATE).",
     "Intervals are 95% percentile bootstrap intervals over test transactions (the same resamples for every model).",
     "McNemar: exact binomial test on the discordant pairs; b = fine-tuned right where the baseline is wrong, "
     "c = the reverse.",
@@ -97,8 +99,8 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], str], Getter | None, str]] = [
     ("Precision [95% CI]", _with_ci("precision"), _get("precision"), "pp"),
     ("Recall [95% CI]", _with_ci("recall"), _get("recall"), "pp"),
     ("F1 [95% CI]", _with_ci("f1"), _get("f1"), "pp"),
-    ("ROC AUC [95% CI]", _with_ci("roc_auc"), _get("roc_auc"), "diff"),
-    ("PR AUC [95% CI]", _with_ci("pr_auc"), _get("pr_auc"), "diff"),
+    ("ROC AUC [95% CI]", _with_ci("roc_auc"), _get("roc_auc"), "diff3"),
+    ("PR AUC [95% CI]", _with_ci("pr_auc"), _get("pr_auc"), "diff3"),
     (
         "Precision at production fraud rate",
         lambda m: _pct(_get("at_production_rate.precision")(m)),
@@ -122,16 +124,16 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], str], Getter | None, str]] = [
     ),
     ("Near-miss negatives", _slice("near_miss"), _get("near_miss.accuracy"), "pp"),
     ("Edge cases (borderline)", _slice("edge_cases"), _get("edge_cases.accuracy"), "pp"),
-    ("Brier score (lower is better)", lambda m: _num(3)(m.get("brier")), _get("brier"), "diff"),
+    ("Brier score (lower is better)", lambda m: _num(3)(m.get("brier")), _get("brier"), "diff3"),
     ("Parse rate", lambda m: _pct(m.get("parse_rate")), _get("parse_rate"), "pp"),
     ("Red-flag F1", lambda m: _pct(m.get("red_flag_f1")), _get("red_flag_f1"), "pp"),
-    ("Risk score MAE (lower is better)", lambda m: _num(1)(m.get("risk_score_mae")), _get("risk_score_mae"), "diff"),
+    ("Risk score MAE (lower is better)", lambda m: _num(1)(m.get("risk_score_mae")), _get("risk_score_mae"), "diff1"),
     ("Reasoning coherence", lambda m: _pct(m.get("reasoning_coherence")), _get("reasoning_coherence"), "pp"),
     (
         "Explanation clarity (1-5 rubric)",
         lambda m: _num(2)(m.get("explanation_clarity")),
         _get("explanation_clarity"),
-        "diff",
+        "diff2",
     ),
     ("Latency p50 / p95, scoring (ms)", _pair("latency_ms_p50", "latency_ms_p95"), _get("latency_ms_p50"), "rel"),
     (
@@ -168,8 +170,8 @@ def _improvement(tuned: Any, base: Any, kind: str) -> str:
         return "–"
     if kind == "pp":
         return f"{100 * (tuned - base):+.1f} pp"
-    if kind == "diff":
-        return f"{tuned - base:+.3f}"
+    if kind.startswith("diff"):
+        return f"{tuned - base:+.{int(kind[4:])}f}"
     return "–" if not base else f"{100 * (tuned - base) / base:+.0f}%"
 
 
