@@ -52,6 +52,7 @@ def write_results(cfg: RunConfig, run_dir: Path, study: optuna.Study, kind: str)
     results |= {
         "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "budget": cfg.tune.budget,
+        "budget_overrides": list(cfg.tune.small) if cfg.tune.budget == "small" else [],
         "model": cfg.model.name,
         "data_n": cfg.data.n,
         "selection": "highest val_accuracy; ties: lowest val_loss",

@@ -58,6 +58,12 @@ def results_markdown(results: dict[str, Any], level: int = 1) -> str:
         f"Budget **{results.get('budget')}**, model `{results.get('model')}`, data.n {results.get('data_n')}; "
         f"best = {results.get('selection')}.\n"
     )
+    if results.get("budget_overrides"):
+        out.append(
+            "The small budget is the grid config with: "
+            + ", ".join(f"`{o}`" for o in results["budget_overrides"])
+            + ".\n"
+        )
     best = results.get("best")
     if best:
         out.append(f"{h}# Best configuration\n")
