@@ -161,6 +161,17 @@ def _printable(text: str) -> str:
 def _str(obj: dict, key: str, errors: list, prefix: str = "") -> None:
     if key in obj and (not isinstance(obj[key], str) or not obj[key].strip()):
         errors.append((f"{prefix}{key}", f"expected a non-empty string, got {_kind(obj[key])}"))
+    elif key in obj and not _utf8(obj[key]):
+        errors.append((f"{prefix}{key}", "not valid Unicode (a lone surrogate escape such as \\ud800)"))
+
+
+def _utf8(text: str) -> bool:
+    """JSON may escape half a surrogate pair; such text can be neither tokenised nor written back as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _enum(obj: dict, key: str, allowed: tuple[str, ...], errors: list, prefix: str = "") -> None:
