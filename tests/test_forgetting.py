@@ -339,6 +339,7 @@ def test_strategy_configs_change_one_thing_each():
 
 
 def test_strategies_train_each_run_and_tabulate_fraud_f1_against_forgetting(tmp_path):
+    """LoRA (one PEFT model is both base and tuned) and full fine-tuning (a separate base): both code paths."""
     from fraudtune.forgetting import forgetting
 
     cfg = tiny_config(
@@ -346,20 +347,20 @@ def test_strategies_train_each_run_and_tabulate_fraud_f1_against_forgetting(tmp_
         "forgetting.fast_n=2",
         "forgetting.max_new_tokens=4",
         "forgetting.long_max_new_tokens=8",
-        "train.eval_batch_size=16",
+        "forgetting.strategies=[lora, full]",
     )
     result = forgetting(cfg, tmp_path, strategies=True)
     table = json.loads((tmp_path / paths.FORGETTING_STRATEGIES_JSON).read_text())
-    names = ["lora", "full", "mix_80_20", "lower_lr", "fewer_epochs", "regularised"]
-    assert [row["name"] for row in table["strategies"]] == names
+    assert [row["name"] for row in table["strategies"]] == ["lora", "full"]
     for row in table["strategies"]:
-        assert 0 <= row["fraud_f1"] <= 1
+        assert 0 <= row["fraud_f1"] <= 1 and row["kl_divergence"] >= 0
         assert set(row["deltas"]) == {"general_knowledge", "language", "reasoning", "fraud_plus_general"}
         assert (tmp_path / "forgetting-strategies" / row["name"] / paths.FORGETTING_JSON).exists()
     full_dir = tmp_path / "forgetting-strategies" / "full" / paths.ADAPTER_DIR
     assert (full_dir / "model.safetensors").exists() and not (full_dir / "adapter_config.json").exists()
     markdown = (tmp_path / paths.FORGETTING_STRATEGIES_MD).read_text()
-    assert markdown == result["markdown"] and sum(line.startswith("| ") for line in markdown.splitlines()) == 7
+    assert markdown == result["markdown"]
+    assert sum(line.startswith("| ") for line in markdown.splitlines()) == 1 + 2  # header + one row per strategy
     done = (tmp_path / "forgetting-strategies" / "lora" / paths.FORGETTING_JSON).stat().st_mtime_ns
     forgetting(cfg, tmp_path, strategies=True)  # a finished strategy is not trained again
     assert (tmp_path / "forgetting-strategies" / "lora" / paths.FORGETTING_JSON).stat().st_mtime_ns == done

@@ -138,6 +138,11 @@ class ForgettingConfig(Section):
     corpus_max_tokens: int = Field(512, ge=16, description="Tokens per corpus passage for perplexity and KL.")
     strategy_n: int = Field(200, ge=8, description="data.n of each prevention-strategy training run (reduced).")
     strategy_epochs: int = Field(2, ge=2, description="Epochs of the strategy runs ('fewer epochs' uses half).")
+    strategies: list[Literal["lora", "full", "mix_80_20", "lower_lr", "fewer_epochs", "regularised"]] = Field(
+        ["lora", "full", "mix_80_20", "lower_lr", "fewer_epochs", "regularised"],
+        min_length=1,
+        description="Strategies that --strategies trains (lora is the reference).",
+    )
 
 
 class TuneConfig(Section):

@@ -71,7 +71,8 @@ def forgetting_strategies(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
 
     runs_dir = Path(run_dir) / STRATEGY_RUNS_DIR
     rows, before, base = [], None, None
-    for name, (description, scfg) in strategy_configs(cfg).items():
+    chosen = {name: spec for name, spec in strategy_configs(cfg).items() if name in cfg.forgetting.strategies}
+    for name, (description, scfg) in chosen.items():
         sdir = runs_dir / name
         if not (sdir / paths.FORGETTING_JSON).exists():
             log.info("forgetting strategy %s: %s", name, description)
