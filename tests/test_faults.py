@@ -63,7 +63,7 @@ def _train_steps(run_dir: Path) -> list[int]:
     return [r["step"] for r in read_jsonl_lenient(run_dir / paths.METRICS) if r.get("split") == "train"]
 
 
-def test_kill_9_mid_training_then_resume_matches_an_uninterrupted_run(tmp_path):
+def test_kill_9_mid_training_then_resume_matches_an_uninterrupted_run(tmp_path, capsys):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     train(tiny_config(*KILL_RUN), straight)
     steps_per_epoch = math.ceil(len(read_jsonl(straight / paths.DATA_DIR / "train.jsonl")) / 4)
@@ -86,7 +86,8 @@ def test_kill_9_mid_training_then_resume_matches_an_uninterrupted_run(tmp_path):
     (half / "adapter_model.safetensors").write_bytes(b"torn")
     assert last_checkpoint(killed) == resumable
 
-    assert main(args + ["--resume"]) == 0
+    code = main(args + ["--resume"])
+    assert code == 0, capsys.readouterr().err[-3000:]
     a = load_file(straight / paths.ADAPTER_DIR / "adapter_model.safetensors")
     b = load_file(killed / paths.ADAPTER_DIR / "adapter_model.safetensors")
     assert a.keys() == b.keys()

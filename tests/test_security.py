@@ -12,6 +12,7 @@ import json
 import pickle
 import re
 import shutil
+import statistics
 from pathlib import Path
 
 import pytest
@@ -302,29 +303,49 @@ def test_flip_rate_counts_caught_frauds_that_turn_legitimate():
 
 @pytest.fixture(scope="module")
 def tiny_injection(trained_tiny_run):
-    """Flip rates of the tiny run's fine-tuned and prompted models on every FRAUD case of its data."""
-    from fraudtune.evaluate.injection import injection_summary
+    """Flip rates of the tiny run's fine-tuned and prompted models on every FRAUD case of its data.
 
-    metas = read_jsonl(trained_tiny_run / paths.DATA_DIR / paths.DATASET_META)
-    return injection_summary(
-        trained_tiny_run / paths.ADAPTER_DIR, _tiny_model_cfg(), metas, [], PROFILE, seed=0, batch_size=16
-    )
-
-
-def _tiny_model_cfg():
+    Random tiny weights put P(FRAUD) below 0.5 for every case, so the rates are taken at each model's median
+    probability on the originals (half the cases "caught"): what is measured is how often the planted text
+    pushes a case across the model's own line, with and without the sanitising.
+    """
     from conftest import tiny_config
 
-    return tiny_config().model
+    from fraudtune.evaluate.injection import fine_tuned_probabilities, prompted_probabilities
+    from fraudtune.models import load_base
+    from fraudtune.predict import load
+
+    metas = read_jsonl(trained_tiny_run / paths.DATA_DIR / paths.DATASET_META)
+    fraud = [m["transaction"] for m in metas if m["label"] == "FRAUD"]
+    pairs = injection_slice(fraud, seed=0, profile=PROFILE)
+    originals, injected = [p[0] for p in pairs], [p[1] for p in pairs]
+    model, tokenizer = load_base(tiny_config().model)
+    regimes = {
+        "fine_tuned": fine_tuned_probabilities(load(trained_tiny_run / paths.ADAPTER_DIR), batch_size=16),
+        "prompted_base": prompted_probabilities(model, tokenizer, PROFILE, [], batch_size=16),
+    }
+    out = {}
+    for key, probabilities in regimes.items():
+        median = statistics.median(probabilities(fraud, True))
+        out[key] = flip_rate(probabilities, originals, injected, threshold=median)
+    return out
 
 
 def test_flip_rates_on_the_tiny_model(tiny_injection, record_property):
     for key in ("fine_tuned", "prompted_base"):
         rates = tiny_injection[key]
-        assert rates["n"] == rates["transactions"] * len(PAYLOADS)
+        assert rates["n"] == rates["transactions"] * len(PAYLOADS) and rates["caught"] >= rates["n"] // 3
         for name in ("flip_rate", "raw_flip_rate"):
-            assert rates[name] is None or 0.0 <= rates[name] <= 1.0
+            assert 0.0 <= rates[name] <= 1.0
             record_property(f"{key}.{name}", rates[name])
-        print(f"{key}: caught {rates['caught']}/{rates['n']}, flip {rates['flip_rate']}, raw {rates['raw_flip_rate']}")
+        print(
+            f"{key}: threshold {rates['threshold']:.4f}, caught {rates['caught']}/{rates['n']}, flip rate "
+            f"{rates['flip_rate']} (raw {rates['raw_flip_rate']}), mean P drop {rates['mean_probability_drop']} "
+            f"(raw {rates['raw_mean_probability_drop']})"
+        )
+        for attack, r in rates["by_attack"].items():
+            print(f"  {attack}: flip {r['flip_rate']} raw {r['raw_flip_rate']}")
+        assert rates["flip_rate"] <= rates["raw_flip_rate"]  # the sanitising never makes it worse
 
 
 def test_the_suite_records_the_flip_rate_and_survives_a_failure(trained_tiny_run, monkeypatch):
