@@ -246,3 +246,16 @@ def test_a_stage_refuses_a_damaged_artifact(tmp_path, capsys, verb, name, cut, p
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert err.count("\n") == 1 and err.startswith(f"error: {target}") and problem in err
+
+
+def test_report_guide_refuses_a_damaged_adapter_config(tmp_path):
+    """The LoRA guide reads the adapter's config for the model shape: a damaged one is named, not a traceback."""
+    from fraudtune.errors import FraudtuneError
+    from fraudtune.report.docs_lora import run_shape
+    from fraudtune.report.runfiles import RunResults
+
+    adapter_cfg = tmp_path / paths.ADAPTER_DIR / "adapter_config.json"
+    adapter_cfg.parent.mkdir()
+    adapter_cfg.write_text('{"base_model_name_or_path": "/x", "r": 8')
+    with pytest.raises(FraudtuneError, match="adapter_config.json: damaged JSON"):
+        run_shape(RunResults(run_dir=tmp_path))

@@ -6,12 +6,12 @@ has A (r x d_in) and B (d_out x r), r * (d_in + d_out) weights.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fraudtune import paths
+from fraudtune.files import read_json
 from fraudtune.report import fmt
 from fraudtune.report.runfiles import RunResults
 
@@ -99,10 +99,10 @@ def run_shape(run: RunResults) -> ModelShape | None:
     adapter_cfg = run.run_dir / paths.ADAPTER_DIR / "adapter_config.json"
     if not adapter_cfg.exists():
         return None
-    base = Path(json.loads(adapter_cfg.read_text(encoding="utf-8")).get("base_model_name_or_path") or "")
+    base = Path(read_json(adapter_cfg).get("base_model_name_or_path") or "")  # a damaged file: a one-line error
     if not (base / "config.json").is_file():
         return None
-    return shape_from_config(json.loads((base / "config.json").read_text(encoding="utf-8")), base.name)
+    return shape_from_config(read_json(base / "config.json"), base.name)
 
 
 def all_params_from_line(line: str | None) -> int | None:
