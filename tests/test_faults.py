@@ -38,6 +38,14 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "fraudtune.cli", *args]
 
 
+def _start(argv: list[str], log: Path) -> subprocess.Popen:
+    """The command in the background, its stderr (progress bars) to a file: a full pipe would stall it."""
+    with open(log, "w") as err:
+        proc = subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=err)
+    proc.log = log
+    return proc
+
+
 def _sets(items: tuple[str, ...] | list[str]) -> list[str]:
     return [arg for item in items for arg in ("--set", item)]
 
@@ -46,7 +54,8 @@ def _wait_for(proc: subprocess.Popen, ready, what: str) -> None:
     deadline = time.monotonic() + WAIT_S
     while not ready():
         if proc.poll() is not None:
-            raise AssertionError(f"the process ended ({proc.returncode}) before {what}: {proc.stderr.read()[-2000:]}")
+            tail = proc.log.read_text()[-2000:]
+            raise AssertionError(f"the process ended ({proc.returncode}) before {what}: {tail}")
         if time.monotonic() > deadline:
             proc.kill()
             raise AssertionError(f"timed out waiting for {what}")
@@ -71,7 +80,7 @@ def test_kill_9_mid_training_then_resume_matches_an_uninterrupted_run(tmp_path, 
     kill_at = random.Random(2026).randint(steps_per_epoch + 1, total - 3)  # after epoch 1's checkpoint, before the end
 
     args = ["train", "--config", str(TINY_CONFIG), *_sets(KILL_RUN), "--run-dir", str(killed)]
-    proc = subprocess.Popen(_cli(*args), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = _start(_cli(*args), tmp_path / "stderr.log")
     _wait_for(proc, lambda: max(_train_steps(killed), default=0) >= kill_at, f"step {kill_at}")
     _kill(proc)
     died_at = max(_train_steps(killed))
@@ -121,7 +130,7 @@ def test_killed_study_resumes_without_rerunning_finished_trials(tmp_path, monkey
     sets = ("tune.budget=full", "tune.ranks=[2, 4, 8]", "tune.lrs=[]", "tune.epochs=[]", "tune.heartbeat_seconds=1")
     sets += ("data.n=16", "train.epochs=1")
     args = ["tune", "--config", str(TINY_CONFIG), *_sets(sets), "--run-dir", str(run_dir)]
-    proc = subprocess.Popen(_cli(*args), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = _start(_cli(*args), tmp_path / "stderr.log")
     db = run_dir / paths.TUNE_DIR / paths.STUDY_DB
     _wait_for(proc, lambda: _complete_trials(db) >= 1, "the first finished trial")
     _kill(proc)
@@ -161,7 +170,7 @@ for i in itertools.count():
 
 def test_kill_9_during_an_atomic_write_leaves_the_old_or_the_new_file(tmp_path):
     target = tmp_path / "eval.json"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], env=ENV, stderr=subprocess.PIPE, text=True)
+    proc = _start([sys.executable, "-c", WRITER, str(target)], tmp_path.parent / f"{tmp_path.name}-stderr.log")
     _wait_for(proc, target.exists, "the first write")
     time.sleep(random.Random(7).uniform(0.05, 0.3))
     _kill(proc)
