@@ -1,6 +1,6 @@
 """Scale-out: `fraudtune train` under torchrun (DDP, 2 CPU processes, gloo) matches a single-process run.
 
-Same global batch (2 processes x 2 = 1 process x 4), same seed and data order, no dropout: the adapters and
+Same global batch (2 processes x 2 = 1 process x 4), same seed and data order, no dropout, fp32: the adapters and
 losses must agree to float tolerance, and rank 0 alone writes the run directory.
 """
 
@@ -30,6 +30,7 @@ SAME_RUN = (
     "train.warmup_steps=0",
     "train.logging_steps=1",
     "train.early_stopping_patience=0",
+    "train.precision=fp32",  # bf16 autocast rounds batches of 2 and of 4 differently: compare exact arithmetic
 )
 
 
