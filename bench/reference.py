@@ -7,6 +7,7 @@ Default TrainingArguments (fp32), the whole chat tokenised with the chat templat
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -54,7 +55,7 @@ def main(model_dir: str, train_file: str, out_dir: str, steps: int, batch_size: 
     trainer.train()
     seconds = time.perf_counter() - began
     model.save_pretrained(Path(out_dir) / "adapter")
-    return {"seconds": seconds}
+    return {"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 if __name__ == "__main__":

@@ -45,8 +45,10 @@ def child(cmd: list[str], env: dict | None = None) -> tuple[dict, float, float]:
     if out.returncode != 0:
         sys.stderr.write(out.stderr[-4000:])
         raise SystemExit(f"bench part failed: {' '.join(cmd[:4])}")
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return json.loads(out.stdout.strip().splitlines()[-1]), wall, rss
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    # the part reports its own peak (RUSAGE_CHILDREN would be the largest of all parts run so far)
+    rss = res.pop("peak_rss_mb", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    return res, wall, rss
 
 
 def token_counts(train_file: Path, n: int, tokenizer) -> tuple[int, int]:
@@ -174,7 +176,8 @@ def train_fraudtune(args: argparse.Namespace, subset: Path, work: Path) -> dict:
     code = (
         "import json,sys; from fraudtune.config import load_config; from fraudtune.train import train; "
         f"s=train(load_config('configs/default.yaml', {overrides!r}), '{run_dir}'); "
-        "print(json.dumps({'seconds': s['train_seconds']}))"
+        "import resource; rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024; "
+        "print(json.dumps({'seconds': s['train_seconds'], 'peak_rss_mb': rss}))"
     )
     res, wall, rss = child([sys.executable, "-c", code])
     return {"seconds": res["seconds"], "wall_seconds": wall, "peak_rss_mb": rss}

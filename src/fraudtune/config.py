@@ -97,6 +97,13 @@ class TrainConfig(Section):
     )
     seed: int = Field(42, description="Training seed, set before the adapter is created.")
     general_mix: float = Field(0.0, ge=0, lt=1, description="Share of general instruction data mixed into training.")
+    adversarial_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of training rows whose merchant name carries an injection payload (answer unchanged): "
+        "teaches the model that free text does not decide (data/adversarial.py).",
+    )
 
 
 class EvalConfig(Section):

@@ -89,7 +89,7 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, callbacks: list[TrainerC
     train_rows, val_rows = load_split(data_dir, "train"), load_split(data_dir, "val")
     check_pii(train_rows + val_rows, data_dir, cfg)  # before the model loads: refuse fast, print one line
     model, tokenizer = build_model(cfg)
-    train_rows = mix_general_data(train_rows, cfg)
+    train_rows = mix_general_data(harden_rows(train_rows, data_dir, cfg), cfg)
     train_set, truncated = encode_rows(train_rows, tokenizer, cfg.data.max_length)
     val_set, _ = encode_rows(val_rows, tokenizer, cfg.data.max_length)
     if truncated:
@@ -167,6 +167,17 @@ def check_pii(rows: list[dict[str, Any]], data_dir: Path, cfg: RunConfig) -> Non
                     f"{data_dir}: example {i} ({message['role']}) holds PII ({found[0][0]}); run "
                     "`fraudtune data validate --scrub` or pass --allow-pii"
                 )
+
+
+def harden_rows(rows: list[dict[str, Any]], data_dir: Path, cfg: RunConfig) -> list[dict[str, Any]]:
+    """Plant injection payloads in a share of the training rows' merchant names (train.adversarial_share)."""
+    if cfg.train.adversarial_share <= 0:
+        return rows
+    from fraudtune.data.adversarial import harden
+    from fraudtune.profile import load_profile
+
+    path = paths.split_file(data_dir, "train")
+    return harden(rows, path, load_profile(cfg.data.profile), cfg.train.adversarial_share, cfg.train.seed)
 
 
 def mix_general_data(rows: list[dict[str, Any]], cfg: RunConfig) -> list[dict[str, Any]]:
