@@ -121,8 +121,9 @@ def run(args: argparse.Namespace) -> dict:
         "tokens": tokens,
         "supervised_tokens": supervised,
         "threads": torch.get_num_threads(),
+        "cpu": cpu_name(),
     }
-    result["peak_gflops"] = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16, n=512)}
+    result["peak_gflops"] = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
     result["reference"] = train_reference(args, model_dir, subset, work)
     result["fraudtune"] = train_fraudtune(args, subset, work)
     for name, adapter in (("reference", work / "ref" / "adapter"), ("fraudtune", work / "ft" / paths.ADAPTER_DIR)):
@@ -139,10 +140,28 @@ def run(args: argparse.Namespace) -> dict:
         ]
     )[0]
     result["load"] = load_times(work)
+    profiled = child([sys.executable, str(REPO / "bench" / "profile_step.py"), str(subset / "train.jsonl"), "4", "3"])
+    result["profile"] = {**profiled[0], "steps": 3}
     print_table(result)
     out = REPO / "bench" / "results" / "latest.json"
     write_json(out, result)
+    from perf_doc import write
+
+    print(f"wrote {write(result)}")
     return result
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else the platform's processor string."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "CPU"
 
 
 def train_reference(args: argparse.Namespace, model_dir: Path, subset: Path, work: Path) -> dict:
@@ -242,6 +261,8 @@ def print_table(r: dict) -> None:
         f"{s['generation_tokens_per_second']:.1f} tokens/s"
     )
     print(f"model load: cold {r['load']['cold_seconds']:.1f} s, cached {r['load']['cached_seconds']:.2f} s")
+    p = r["profile"]
+    print("training step profile (self CPU time): " + ", ".join(f"{g} {v:.0%}" for g, v in p["groups"].items()))
     print(f"speedup {r['speedup']:.2f}x")
 
 

@@ -1,0 +1,73 @@
+"""docs/PERFORMANCE.md is rendered from a bench result: figures and target verdicts follow the numbers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from perf_doc import demo_minutes, render  # noqa: E402
+
+
+def result(speedup_tps: float, rss_mb: float) -> dict:
+    part = {
+        "supervised_tokens_per_second": 50.0,
+        "examples_per_second": 1.0,
+        "seconds": 10.0,
+        "val_loss": 1.0,
+        "mfu_fp32": 0.5,
+        "mfu_bf16": 0.1,
+    }
+    return {
+        "threads": 2,
+        "cpu": "Test CPU",
+        "peak_gflops": {"fp32": 100.0, "bf16": 800.0},
+        "steps": 12,
+        "batch_size": 4,
+        "examples": 48,
+        "tokens": 12000,
+        "supervised_tokens": 4000,
+        "reference": {**part, "tokens_per_second": 100.0, "peak_rss_mb": 2000.0},
+        "fraudtune": {**part, "tokens_per_second": speedup_tps, "peak_rss_mb": rss_mb, "val_loss": 0.9},
+        "speedup": speedup_tps / 100.0,
+        "scoring": {
+            "score_tps": 30.0,
+            "generate_tps": 0.5,
+            "generation_tokens_per_second": 40.0,
+            "score_n": 64,
+            "gen_n": 8,
+        },
+        "load": {"cold_seconds": 20.0, "cached_seconds": 0.5},
+        "profile": {
+            "precision": "bf16",
+            "step_seconds": 1.5,
+            "tokens_per_step": 1000,
+            "steps": 3,
+            "groups": {"matmul": 0.6, "other": 0.4},
+            "top_ops": [{"op": "aten::mm", "ms_per_step": 900.0, "share": 0.6}],
+        },
+    }
+
+
+def test_targets_follow_the_measurements():
+    text = render(result(300.0, 2500.0), demo_min=12.0)
+    assert "speedup 3.00x" in text
+    assert "| training speedup >= 2.5x over the reference | 3.00x | met |" in text
+    assert "| peak RSS <= 3 GB while training | 2.44 GB | met |" in text
+    assert "| MFU >= 40% of the measured bf16 peak | 10.0% | not met |" in text
+    assert "| full `make demo` <= 15 minutes | 12.0 min (runs/demo) | met |" in text
+    assert "| `aten::mm` | 900.0 | 60.0% |" in text
+    slow = render(result(200.0, 3500.0), demo_min=None)
+    assert "| training speedup >= 2.5x over the reference | 2.00x | not met |" in slow
+    assert "| peak RSS <= 3 GB while training | 3.42 GB | not met |" in slow
+    assert "no runs/demo on this machine" in slow
+
+
+def test_demo_minutes_adds_a_separately_run_training(tmp_path):
+    assert demo_minutes(tmp_path) is None
+    (tmp_path / "demo_timings.json").write_text(json.dumps({"evaluate": 300.0, "report": 60.0}))
+    assert demo_minutes(tmp_path) == 6.0
+    (tmp_path / "train_summary.json").write_text(json.dumps({"train_seconds": 600.0}))
+    assert demo_minutes(tmp_path) == 16.0
