@@ -211,3 +211,31 @@ def test_decision_weight_scales_only_the_first_answer_token():
     weighted = (10 * ce[0, 1] + ce[0, 2:].sum() + 10 * ce[1, 0] + ce[1, 1:3].sum()) / 6
     torch.testing.assert_close(answer_only_loss(model, batch), plain)
     torch.testing.assert_close(answer_only_loss(model, batch, decision_weight=10.0), weighted)
+
+
+def test_bf16_freezes_the_base_in_bf16_and_the_trainer_autocasts(tmp_path):
+    """precision bf16: frozen weights bf16, LoRA weights fp32, and the loss runs under autocast (the loss calls the
+    decoder directly, past accelerate's autocast wrapper on model.forward: it once ran silently in fp32)."""
+    from fraudtune.train import build_model, build_trainer, encode_rows, ensure_data, load_split
+
+    cfg = tiny_config("train.precision=bf16", "data.n=20")
+    model, tokenizer = build_model(cfg)
+    dtypes = {(p.requires_grad, p.dtype) for p in model.parameters()}
+    assert dtypes == {(False, torch.bfloat16), (True, torch.float32)}
+    data_dir = ensure_data(cfg, tmp_path)
+    rows = load_split(data_dir, "train")
+    encoded, _ = encode_rows(rows, tokenizer, cfg.data.max_length)
+    trainer = build_trainer(cfg, tmp_path, model, tokenizer, encoded, encoded[:2], [r["messages"] for r in rows[:2]])
+    seen = []
+    q_proj = next(m for n, m in model.named_modules() if n.endswith("q_proj.base_layer"))
+    handle = q_proj.register_forward_hook(
+        lambda mod, args, out: seen.append((torch.is_autocast_enabled("cpu"), out.dtype))
+    )
+    batch = trainer.data_collator(encoded[:2])
+    loss = trainer.compute_loss(model, batch)
+    handle.remove()
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert seen and all(autocast and out == torch.bfloat16 for autocast, out in seen)
+
+    fp32_model, _ = build_model(tiny_config("train.precision=fp32", "data.n=20"))
+    assert {p.dtype for p in fp32_model.parameters()} == {torch.float32}

@@ -242,8 +242,21 @@ def build_model(cfg: RunConfig) -> tuple[Any, Any]:
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(model, lora)
+    if precision(cfg) == "bf16":
+        freeze_in_bf16(model)
     log.info(trainable_line(model))
     return model, tokenizer
+
+
+def freeze_in_bf16(model: Any) -> None:
+    """Frozen base weights in bf16, trainable LoRA weights in fp32 (their updates are too small for bf16).
+
+    Under bf16 autocast every frozen fp32 weight would be cast to bf16 again at each forward and backward: on a
+    CPU that copy costs ~13% of a step, and the bf16 copy halves the weights' memory.
+    """
+    for param in model.parameters():
+        if not param.requires_grad and param.dtype == torch.float32:
+            param.data = param.data.to(torch.bfloat16)
 
 
 def trainable_line(model: Any) -> str:
@@ -263,7 +276,10 @@ class AnswerOnlyTrainer(Trainer):
     decision_weight: float = 1.0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss = answer_only_loss(model, inputs, num_items_in_batch, self.decision_weight)
+        # accelerate puts autocast on model.forward only; answer_only_loss calls the decoder and the head
+        # directly, so without this context mixed precision would silently run in fp32
+        with self.accelerator.autocast():
+            loss = answer_only_loss(model, inputs, num_items_in_batch, self.decision_weight)
         if num_items_in_batch is not None and self.args.average_tokens_across_devices and self.args.world_size > 1:
             # DDP: num_items_in_batch counts every rank's tokens and DDP then averages the gradients over ranks,
             # so scale back up by the world size (as Trainer.compute_loss does) to match a single-process run.
