@@ -230,3 +230,15 @@ def test_report_of_a_missing_run_is_a_one_line_error(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"error: {tmp_path / 'nope'}: run directory not found; pass --run-dir of a run (e.g. runs/demo)"
     )
+
+
+def test_the_tuning_guide_reads_the_run_first_then_the_committed_results(tmp_path):
+    from fraudtune import paths
+    from fraudtune.report.docs import tuning_source
+
+    run_dir, docs_dir = tmp_path / "run", tmp_path / "docs"
+    run_dir.mkdir()
+    committed = docs_dir / "results" / paths.TRAINING_RESULTS_JSON
+    assert tuning_source(run_dir, docs_dir, paths.TRAINING_RESULTS_JSON) == committed
+    (run_dir / paths.TRAINING_RESULTS_JSON).write_text("{}")
+    assert tuning_source(run_dir, docs_dir, paths.TRAINING_RESULTS_JSON) == run_dir / paths.TRAINING_RESULTS_JSON

@@ -26,6 +26,7 @@ LORA_EXPLAINED = "LORA_EXPLAINED.md"
 WEEK22_SUMMARY = "WEEK22_SUMMARY.md"
 COST_BENEFIT = "COST_BENEFIT_ANALYSIS.md"
 TUNING_GUIDE = "HYPERPARAMETER_TUNING.md"
+RESULTS_DIR = "results"
 DATASET_GUIDE = "DATASET_PREPARATION.md"
 FIGURES_DIR = "figures"
 
@@ -80,9 +81,19 @@ def write_colleague_docs(cfg: RunConfig, run: RunResults, docs_dir: Path) -> lis
         profile_path = ((run.config or {}).get("data") or {}).get("profile") or cfg.data.profile
         out.append(Path(dataset(load_profile(paths.resolve_resource(Path(profile_path))), docs_dir / DATASET_GUIDE)))
     tuning = _optional("fraudtune.report.docs_tuning", "write_tuning_doc")
-    if tuning is not None:  # it reads RUN/training_results.json and advanced_techniques.json, either may be absent
-        out.append(Path(tuning(run.run_dir, docs_dir / TUNING_GUIDE)))
+    if tuning is not None:  # training_results.json and advanced_techniques.json, either may be absent
+        found = [
+            tuning_source(run.run_dir, docs_dir, name) for name in (paths.TRAINING_RESULTS_JSON, paths.ADVANCED_JSON)
+        ]
+        out.append(Path(tuning(*found, docs_dir / TUNING_GUIDE)))
     return out
+
+
+def tuning_source(run_dir: Path, docs_dir: Path, name: str) -> Path:
+    """RUN/<name> when the run has it (a study run into the run directory), else the committed docs/results/<name>
+    (a study is a run of its own: `fraudtune tune --run-dir runs/tune`, results copied to docs/results/)."""
+    own = Path(run_dir) / name
+    return own if own.exists() else Path(docs_dir) / RESULTS_DIR / name
 
 
 def _optional(module: str, name: str) -> Any:
