@@ -46,6 +46,8 @@ def test_metrics_log_has_train_and_val_events(trained_tiny_run):
     assert {r["split"] for r in rows} == {"train", "val"}
     assert sum("val_accuracy" in r for r in rows) == 2  # one per epoch
     assert all({"step", "epoch"} <= set(r) for r in rows)
+    logged = [r for r in rows if "loss" in r and r["split"] == "train"]
+    assert logged and all(0 < r["rss_mb"] <= r["peak_rss_mb"] for r in logged)  # memory over the run
 
 
 def test_summary_reports_trainable_parameter_line(trained_tiny_run):

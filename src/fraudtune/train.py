@@ -397,7 +397,18 @@ class MetricsLogger(TrainerCallback):
             row[key.removeprefix("eval_")] = value
         if "learning_rate" in row:
             row["lr"] = row.pop("learning_rate")
+        row["rss_mb"], row["peak_rss_mb"] = memory_mb()
         append_jsonl(self.path, row)
+
+
+def memory_mb() -> tuple[float | None, float]:
+    """This process's resident memory now (Linux: /proc/self/statm; None elsewhere) and its peak so far, in MB."""
+    peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None, peak
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1), peak
 
 
 class EpochCheckpoints(TrainerCallback):
