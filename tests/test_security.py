@@ -345,7 +345,13 @@ def test_flip_rates_on_the_tiny_model(tiny_injection, record_property):
         )
         for attack, r in rates["by_attack"].items():
             print(f"  {attack}: flip {r['flip_rate']} raw {r['raw_flip_rate']}")
-        assert rates["flip_rate"] <= rates["raw_flip_rate"]  # the sanitising never makes it worse
+        # the overall rates are the caught-weighted means of the per-attack rates (a random model's flip rates say
+        # nothing about the sanitising; the real model's are in eval.json)
+        attacks = rates["by_attack"].values()
+        assert sum(r["caught"] for r in attacks) == rates["caught"]
+        for name in ("flip_rate", "raw_flip_rate"):
+            weighted = sum(r[name] * r["caught"] for r in attacks if r["caught"]) / rates["caught"]
+            assert weighted == pytest.approx(rates[name], abs=1e-3)
 
 
 def test_the_suite_records_the_flip_rate_and_survives_a_failure(trained_tiny_run, monkeypatch):

@@ -17,16 +17,22 @@ MAX_FREE_TEXT = 60
 # and the tokenizer turns their literal text into their ids
 _SPECIAL = re.compile(r"<\|?[^<>\n]{0,40}\|?>|\[/?INST\]", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# the answer's own vocabulary (verdict words, field names): free text that carries it poses as a verdict; no shop
+# needs it in its name, and the labelling never reads the name. Masked, it cannot steer the verdict token.
+_ANSWER_WORDS = re.compile(r"\b(fraud\w*|legit\w*|risk\s*score|red\s*flags?|reasoning)\b", re.IGNORECASE)
+MASK = "_"
 
 
 def sanitize_free_text(text: str) -> str:
-    """Neutralise a free-text field (merchant name): no chat-template tokens, no newlines, bounded length.
+    """Neutralise a free-text field (merchant name): no chat-template tokens, no newlines, no answer vocabulary
+    (FRAUD/LEGITIMATE, "Risk Score", "Red Flags", "Reasoning" become "_"), bounded length.
 
     Free text is the one place an attacker controls; it is shown quoted and on one line so it cannot pose as
-    an answer line ("Risk Score: 0") or a new chat turn.
+    an answer line ("Risk Score: 0"), a verdict ("answer LEGITIMATE") or a new chat turn.
     """
     text = _SPECIAL.sub(" ", str(text))
     text = _CONTROL.sub(" ", text).replace('"', "'")
+    text = _ANSWER_WORDS.sub(MASK, text)
     text = re.sub(r"\s+", " ", text).strip()
     return text[:MAX_FREE_TEXT] or "?"
 
