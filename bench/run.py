@@ -228,12 +228,16 @@ def _weights(model_dir: Path) -> dict:
 def load_times(work: Path) -> dict:
     code = (
         "import json,time; t=time.perf_counter(); from fraudtune.models import load_base; "
-        "from fraudtune.config import ModelConfig; load_base(ModelConfig()); "
-        "print(json.dumps({'seconds': time.perf_counter()-t}))"
+        "from fraudtune.config import ModelConfig; i=time.perf_counter(); load_base(ModelConfig()); "
+        "print(json.dumps({'seconds': time.perf_counter()-i, 'import_seconds': i-t}))"
     )
-    cold = child([sys.executable, "-c", code], env={"FRAUDTUNE_CACHE": str(work / "cold-cache")})[0]["seconds"]
-    cached = child([sys.executable, "-c", code])[0]["seconds"]
-    return {"cold_seconds": cold, "cached_seconds": cached}
+    cold = child([sys.executable, "-c", code], env={"FRAUDTUNE_CACHE": str(work / "cold-cache")})[0]
+    cached = child([sys.executable, "-c", code])[0]
+    return {
+        "cold_seconds": cold["seconds"],
+        "cached_seconds": cached["seconds"],
+        "import_seconds": cached["import_seconds"],
+    }
 
 
 def print_table(r: dict) -> None:
@@ -256,11 +260,15 @@ def print_table(r: dict) -> None:
         )
     s = r["scoring"]
     print(
-        f"\nscoring (predict --no-explain): {s['score_tps']:.1f} transactions/s; label via generate: "
+        f"\nscoring (predict --no-explain): {s['score_tps']:.1f} transactions/s fp32, {s['score_tps_bf16']:.1f} bf16 "
+        f"(labels agree {s['bf16_label_agreement']:.0%}); label via generate: "
         f"{s['generate_tps']:.2f} transactions/s ({s['score_tps'] / s['generate_tps']:.0f}x); generation "
         f"{s['generation_tokens_per_second']:.1f} tokens/s"
     )
-    print(f"model load: cold {r['load']['cold_seconds']:.1f} s, cached {r['load']['cached_seconds']:.2f} s")
+    print(
+        f"model load: cold {r['load']['cold_seconds']:.1f} s, cached {r['load']['cached_seconds']:.2f} s "
+        f"(+ {r['load']['import_seconds']:.1f} s importing torch/transformers)"
+    )
     p = r["profile"]
     print("training step profile (self CPU time): " + ", ".join(f"{g} {v:.0%}" for g, v in p["groups"].items()))
     print(f"speedup {r['speedup']:.2f}x")

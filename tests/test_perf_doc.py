@@ -34,12 +34,15 @@ def result(speedup_tps: float, rss_mb: float) -> dict:
         "speedup": speedup_tps / 100.0,
         "scoring": {
             "score_tps": 30.0,
+            "score_tps_bf16": 60.0,
+            "bf16_label_agreement": 1.0,
+            "bf16_max_probability_difference": 0.01,
             "generate_tps": 0.5,
             "generation_tokens_per_second": 40.0,
             "score_n": 64,
             "gen_n": 8,
         },
-        "load": {"cold_seconds": 20.0, "cached_seconds": 0.5},
+        "load": {"cold_seconds": 20.0, "cached_seconds": 0.5, "import_seconds": 2.5},
         "profile": {
             "precision": "bf16",
             "step_seconds": 1.5,
@@ -59,6 +62,7 @@ def test_targets_follow_the_measurements():
     assert "| MFU >= 40% of the measured bf16 peak | 10.0% | not met |" in text
     assert "| full `make demo` <= 15 minutes | 12.0 min (runs/demo) | met |" in text
     assert "| `aten::mm` | 900.0 | 60.0% |" in text
+    assert "| scoring >= 20 transactions/s | 30.0 fp32, 60.0 bf16 | met |" in text
     slow = render(result(200.0, 3500.0), demo_min=None)
     assert "| training speedup >= 2.5x over the reference | 2.00x | not met |" in slow
     assert "| peak RSS <= 3 GB while training | 3.42 GB | not met |" in slow

@@ -135,3 +135,27 @@ def test_shared_prefix_cache_gives_the_same_probabilities(predictor, transaction
     assert min(lengths) > MIN_SHARED_PREFIX * 2
     one_each = [fraud_probabilities(predictor.model, predictor.tokenizer, [c])[0][0] for c in chats]
     torch.testing.assert_close(torch.tensor(cached), torch.tensor(one_each), atol=1e-5, rtol=1e-4)
+
+
+def test_bf16_inference_keeps_the_labels_and_auto_follows_the_hardware(trained_tiny_run, predictor, transactions):
+    from fraudtune.models import inference_dtype
+
+    fast = fraudtune.load(trained_tiny_run / paths.ADAPTER_DIR, precision="bf16")
+    assert {p.dtype for p in fast.model.parameters()} == {torch.bfloat16}
+    exact = [r["fraud_probability"] for r in predictor.score(transactions)]
+    rounded = [r["fraud_probability"] for r in fast.score(transactions)]
+    assert rounded == pytest.approx(exact, abs=0.02)  # bf16 keeps ~3 significant digits
+    assert inference_dtype("fp32") == torch.float32 and inference_dtype("bf16") == torch.bfloat16
+
+
+def test_auto_precision_and_a_bad_name(monkeypatch):
+    from fraudtune import models
+    from fraudtune.errors import FraudtuneError
+
+    monkeypatch.setattr(models.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(models, "cpu_has_fast_bf16", lambda: True)
+    assert models.inference_dtype("auto") == torch.bfloat16
+    monkeypatch.setattr(models, "cpu_has_fast_bf16", lambda: False)
+    assert models.inference_dtype("auto") == torch.float32
+    with pytest.raises(FraudtuneError, match="precision: 'fp8'"):
+        models.inference_dtype("fp8")

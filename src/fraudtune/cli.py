@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, required=True, help="predictions JSONL")
     p.add_argument("--no-explain", action="store_true", help="label and probability only (one forward pass)")
     p.add_argument("--batch-size", type=int, default=16, help="transactions per forward pass")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "auto"),
+        default="fp32",
+        help="weights' dtype: fp32 (exact, as evaluate scores), bf16, auto (bf16 on AMX/AVX512-BF16 CPUs and GPUs)",
+    )
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("evaluate", help="compare the adapter with the baselines on the test split")
@@ -197,7 +203,12 @@ def _predict(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise FraudtuneError(f"--batch-size {args.batch_size}: must be at least 1")
     summary = predict_file(
-        args.adapter, args.input, args.output, explain=not args.no_explain, batch_size=args.batch_size
+        args.adapter,
+        args.input,
+        args.output,
+        explain=not args.no_explain,
+        batch_size=args.batch_size,
+        precision=args.precision,
     )
     for err in summary.pop("errors", []):
         print(err, file=sys.stderr)

@@ -259,18 +259,26 @@ class Predictor:
         return records
 
 
-def load(adapter_dir: Path, merge: bool = True, profile_path: Path | None = None) -> Predictor:
-    """Predictor from a run's adapter folder (base model named in the run's config)."""
+def load(adapter_dir: Path, merge: bool = True, profile_path: Path | None = None, precision: str = "fp32") -> Predictor:
+    """Predictor from a run's adapter folder (base model named in the run's config).
+
+    precision: fp32 (exact, as `fraudtune evaluate` scores), bf16, or auto (bf16 where the hardware is fast at it).
+    """
     from fraudtune.models import load_for_inference
     from fraudtune.profile import load_profile
 
-    model, tokenizer, cfg = load_for_inference(Path(adapter_dir), merge=merge)
+    model, tokenizer, cfg = load_for_inference(Path(adapter_dir), merge=merge, precision=precision)
     profile = load_profile(profile_path or cfg.data.profile)
     return Predictor(model=model, tokenizer=tokenizer, profile=profile, max_new_tokens=cfg.eval.max_new_tokens)
 
 
 def predict_file(
-    adapter_dir: Path, input_path: Path, output_path: Path, explain: bool = True, batch_size: int = 16
+    adapter_dir: Path,
+    input_path: Path,
+    output_path: Path,
+    explain: bool = True,
+    batch_size: int = 16,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """`fraudtune predict`: valid lines are scored and written; invalid lines are reported and skipped."""
     from fraudtune.data.schema import parse_lines
@@ -287,7 +295,7 @@ def predict_file(
             "rejected": len({e.line for e in errors}),
             "errors": [str(e) for e in errors] + [f"{input_path}: no valid transactions; {output_path} not written"],
         }
-    predictor = load(adapter_dir)
+    predictor = load(adapter_dir, precision=precision)
     records = (
         predictor.predict(transactions, explain=explain, batch_size=batch_size, progress=True) if transactions else []
     )

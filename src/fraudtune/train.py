@@ -35,7 +35,7 @@ from fraudtune.files import (
     write_yaml,
 )
 from fraudtune.manifest import write_manifest
-from fraudtune.models import ADAPTER_RUN_CONFIG, load_base
+from fraudtune.models import ADAPTER_RUN_CONFIG, cpu_has_fast_bf16, load_base
 from fraudtune.runmeta import set_status
 from fraudtune.tokens import IGNORE_INDEX, collate, encode_example
 
@@ -211,14 +211,6 @@ def precision(cfg: RunConfig) -> str:
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "bf16" if cpu_has_fast_bf16() else "fp32"
-
-
-def cpu_has_fast_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def build_model(cfg: RunConfig) -> tuple[Any, Any]:
