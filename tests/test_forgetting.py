@@ -24,7 +24,7 @@ from fraudtune.forgetting import (
 )
 from fraudtune.forgetting_strategies import strategy_configs
 
-ARC = Path("/work/shared/data/arc_easy_dev.jsonl")
+ARC = Path(__file__).resolve().parents[2] / "shared" / "data" / "arc_easy_dev.jsonl"  # ../shared/data beside the repo
 needs_arc = pytest.mark.skipif(not ARC.exists(), reason="../shared/data/arc_easy_dev.jsonl not present")
 QUESTION_SETS = ("general_knowledge", "reasoning", "fraud_plus_general")
 
