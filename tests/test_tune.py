@@ -162,6 +162,22 @@ def test_killed_trial_is_retried_from_its_last_checkpoint(tmp_path, fake_train):
     assert next(t for t in result["trials"] if t["number"] == 1)["resumed_from"] == 0
 
 
+def test_a_worker_killed_before_its_first_heartbeat_does_not_stall_the_study(tmp_path, fake_train):
+    """A trial created and planned, but killed before it suggested or beat once: optuna's stale check cannot see
+    it; the resumed study fails it after the grace period and trains its point (it once waited forever)."""
+    run_dir = grid_run(tmp_path)
+    cfg = grid_cfg("tune.ranks=[4]", "tune.lrs=[]", "tune.epochs=[]")
+    study = open_study(cfg, run_dir, "grid")
+    killed = study.ask()
+    study._storage.set_trial_system_attr(killed._trial_id, "planned", {"r": 4})
+    began = time.monotonic()
+    result = tune(cfg, run_dir)
+    assert 2 <= time.monotonic() - began < 60
+    assert {t["number"]: t["state"] for t in result["trials"]} == {1: "complete"}
+    assert study.trials[0].state == optuna.trial.TrialState.FAIL
+    assert [call[0] for call in fake_train.calls] == [{"r": 4, "lr": 2e-4, "epochs": 3}]
+
+
 def test_tpe_with_pruner_measures_the_compute_it_saves(tmp_path, fake_train):
     run_dir = grid_run(tmp_path)
     cfg = grid_cfg("tune.sampler=tpe", "tune.pruner=median", "tune.pruner_startup_trials=1", "tune.n_trials=6")

@@ -25,7 +25,7 @@ from fraudtune import paths
 from fraudtune.config import RunConfig, config_to_dict, validate_config
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import write_yaml
-from fraudtune.tune_storage import open_study
+from fraudtune.tune_storage import fail_unstarted_trials, open_study
 from fraudtune.tune_trial import TrialFailed, run_trial
 
 log = logging.getLogger(__name__)
@@ -184,6 +184,7 @@ def run_phase(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # a killed worker's trial -> FAIL -> a WAITING retry
+        fail_unstarted_trials(study, 3 * cfg.tune.heartbeat_seconds)  # killed before its first heartbeat
         trials = study.get_trials(deepcopy=False)
         waiting = any(t.state == TrialState.WAITING for t in trials)
         if waiting or untried(points, trials):

@@ -2,6 +2,8 @@
 
 A worker killed mid-trial stops its heartbeat; after 3 x tune.heartbeat_seconds the trial is marked failed
 and a copy with the same parameters is queued (RetryHeartbeatStaleTrialCallback), up to tune.max_retry times.
+A worker killed between creating a trial and its first heartbeat leaves a RUNNING trial that optuna's stale check
+never sees (it only looks at trials with a heartbeat): fail_unstarted_trials fails those after the same grace period.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import re
 import sqlite3
 import time
 import warnings
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -86,3 +89,23 @@ def make_pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:
     if cfg.tune.pruner == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
     return optuna.pruners.NopPruner()
+
+
+def fail_unstarted_trials(study: optuna.Study, grace_seconds: float) -> int:
+    """RUNNING trials older than the grace period that never suggested their parameters -> FAIL.
+
+    A live worker suggests its parameters first thing in the objective, so such a trial's worker died before
+    its first heartbeat; optuna's fail_stale_trials cannot see it, and a resumed study would wait for it forever.
+    Failed without an "error" attribute, its planned point counts as untried and is trained again.
+    """
+    now, failed = datetime.now(), 0
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        started = trial.datetime_start
+        if trial.params or started is None or (now - started).total_seconds() <= grace_seconds:
+            continue
+        try:
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        except (RuntimeError, ValueError):  # another worker failed or finished it first
+            continue
+        failed += 1
+    return failed
