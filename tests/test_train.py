@@ -241,3 +241,16 @@ def test_bf16_freezes_the_base_in_bf16_and_the_trainer_autocasts(tmp_path):
 
     fp32_model, _ = build_model(tiny_config("train.precision=fp32", "data.n=20"))
     assert {p.dtype for p in fp32_model.parameters()} == {torch.float32}
+
+
+def test_collate_rounds_the_batch_width_and_pads_with_ignored_labels():
+    from fraudtune.tokens import IGNORE_INDEX, collate
+
+    batch = [
+        {"input_ids": [5] * 33, "labels": [IGNORE_INDEX] * 30 + [5] * 3},
+        {"input_ids": [6] * 3, "labels": [6] * 3},
+    ]
+    out = collate(batch, pad_id=0, multiple=32)
+    assert out["input_ids"].shape == (2, 64)
+    assert int(out["attention_mask"].sum()) == 36 and int((out["labels"] != IGNORE_INDEX).sum()) == 6
+    assert collate(batch, pad_id=0)["input_ids"].shape == (2, 33)

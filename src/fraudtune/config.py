@@ -97,6 +97,9 @@ class TrainConfig(Section):
     )
     seed: int = Field(42, description="Training seed, set before the adapter is created.")
     general_mix: float = Field(0.0, ge=0, lt=1, description="Share of general instruction data mixed into training.")
+    pad_to_multiple: int = Field(
+        32, ge=1, description="Batch widths are rounded up to this many tokens (few distinct shapes: kernels reused)."
+    )
     adversarial_share: float = Field(
         0.0,
         ge=0,

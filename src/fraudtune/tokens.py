@@ -35,9 +35,14 @@ def encode_example(messages: list[dict[str, str]], tokenizer: Any, max_length: i
     }
 
 
-def collate(batch: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Dynamic right padding to the longest example of the batch."""
+def collate(batch: list[dict[str, Any]], pad_id: int, multiple: int = 1) -> dict[str, torch.Tensor]:
+    """Dynamic right padding to the longest example of the batch, rounded up to a multiple of `multiple`.
+
+    Rounding keeps the number of distinct batch shapes small: oneDNN caches a kernel per shape on the CPU, and
+    with a new width every batch that cache grew the training process by ~25 MB a step.
+    """
     width = max(len(b["input_ids"]) for b in batch)
+    width = -(-width // multiple) * multiple
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)

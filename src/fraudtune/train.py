@@ -367,7 +367,7 @@ def build_trainer(
         args=args,
         train_dataset=train_set,
         eval_dataset=val_set,
-        data_collator=lambda b: collate(b, tokenizer.pad_token_id),
+        data_collator=lambda b: collate(b, tokenizer.pad_token_id, cfg.train.pad_to_multiple),
         callbacks=callbacks,
     )
     trainer.decision_weight = cfg.train.decision_weight
