@@ -114,6 +114,32 @@ def test_prefix_cached_scoring_equals_a_full_forward_pass(trained_tiny_run):
     assert len(sampled.texts) == 3 and sampled.texts == again.texts  # seeded sampling
 
 
+def test_batched_answers_equal_one_request_at_a_time(trained_tiny_run):
+    from fraudtune.predict import load
+    from fraudtune.profile import load_profile
+
+    predictor = load(trained_tiny_run / paths.ADAPTER_DIR)
+    metas = read_jsonl(trained_tiny_run / paths.DATA_DIR / "test.meta.jsonl")[:6]
+    prompts = llm.encode_prompts(
+        predictor.model, predictor.tokenizer, predictor.chats([m["transaction"] for m in metas])
+    )
+    suffix_lengths = {len(ids) - prompts.prefix_len for ids in prompts.ids}
+    assert len(suffix_lengths) > 1  # rows really are padded
+    alone = [llm.decode(predictor.model, predictor.tokenizer, prompts, i, 1, 12) for i in range(6)]
+    batched = llm.decode_batch(predictor.model, predictor.tokenizer, prompts, list(range(6)), 12)
+    # tight: the random tiny model barely reacts to positions (off by the padding it moves ~2e-6, right ~3e-8)
+    assert [b.fraud_probability for b in batched] == pytest.approx([d.fraud_probability for d in alone], abs=3e-7)
+    assert [b.tokens for b in batched] == [d.tokens[0] for d in alone]
+    assert [b.text for b in batched] == [d.texts[0] for d in alone]
+    profile = load_profile(tiny_config().data.profile)
+    answers = llm.explain(
+        predictor.model, predictor.tokenizer, prompts, [4, 0, 2, 5], profile, 12, latency_n=2, batch_size=2
+    )
+    assert list(answers) == [4, 0, 2, 5]
+    assert [answers[i]["latency_ms"] is not None for i in answers] == [True, True, False, False]
+    assert [answers[i]["raw_text"] for i in answers] == [alone[i].texts[0] for i in (4, 0, 2, 5)]
+
+
 def test_decision_and_prefix_helpers():
     assert llm.decision_of("FRAUD\nRisk Score: 90") == "FRAUD"
     assert llm.decision_of("The answer: LEGITIMATE.") == "LEGITIMATE"

@@ -119,6 +119,10 @@ class EvalConfig(Section):
     max_new_tokens: int = Field(
         192, ge=8, description="Token limit of a generated explanation (the demo data's longest answer is 164)."
     )
+    latency_n: int = Field(
+        16, ge=1, description="Subset answers decoded one request at a time for the latency figures (p50/p95)."
+    )
+    explain_batch_size: int = Field(8, ge=1, description="Answers decoded together after the timed ones.")
     bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals.")
     production_fraud_rate: float = Field(0.05, gt=0, lt=1, description="Fraud prevalence for reweighted precision.")
     target_fpr: float = Field(0.01, gt=0, lt=1, description="False-positive rate the operating threshold must meet.")

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from fraudtune.data.chat import LABELS, parse_answer, to_messages
 from fraudtune.errors import FraudtuneError
+from fraudtune.kvcache import growing_cache
 from fraudtune.profile import Profile
 from fraudtune.tokens import prompt_text
 
@@ -56,7 +57,7 @@ def last_token_logits(
     prefix_cache = None
     if shared:
         prefix = torch.tensor([encoded[0][:shared]], device=device)
-        prefix_cache = decoder(input_ids=prefix, use_cache=True).past_key_values
+        prefix_cache = decoder(input_ids=prefix, use_cache=True).cache
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths together: little padding
     out = torch.empty(len(prompts), head.weight.shape[0])
     for start in tqdm(range(0, len(order), batch_size), disable=not progress, desc="scoring", unit="batch"):
@@ -66,7 +67,7 @@ def last_token_logits(
         if prefix_cache is not None:
             cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(len(idx))
-            kwargs = {"past_key_values": cache, "use_cache": True}
+            kwargs = {"cache": cache, "use_cache": True}
             mask = torch.cat([torch.ones(len(idx), shared, dtype=torch.long), mask], dim=1)
         hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs).last_hidden_state
         last = mask[:, shared:].sum(1).to(device) - 1
@@ -138,6 +139,7 @@ def generate_answers(
             )
             out = model.generate(
                 **enc,
+                cache=growing_cache(model),  # appends in place: DynamicLayer's torch.cat dominated CPU decoding
                 max_new_tokens=max_new_tokens,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,

@@ -7,7 +7,8 @@ documented {accuracy, n}, historical {accuracy, n}, by_rule {code: {accuracy, n}
 edge_cases {accuracy, n}; by_category {category: {accuracy, n}}; brier, ece, calibration [{bin, range,
 mean_predicted, fraction_positive, count}]; consistency, consistency_n; parse_rate, red_flag_precision,
 red_flag_recall, red_flag_f1, risk_score_mae, reasoning_coherence, explanation_clarity, generation_n;
-latency_ms_p50, latency_ms_p95, latency_ms_p50_explain, latency_ms_p95_explain; prompt_tokens_per_request,
+latency_ms_p50, latency_ms_p95, latency_ms_p50_explain, latency_ms_p95_explain, latency_n (requests timed one at a
+time); prompt_tokens_per_request,
 completion_tokens_per_request, cost_per_1k. Baselines also hold mcnemar_p, mcnemar_b (fine-tuned right, this
 model wrong), mcnemar_c (the reverse) and delta_ci {accuracy, f1, recall}: fine-tuned minus this model, paired.
 """
@@ -120,7 +121,8 @@ def generation_summary(
         out.update(response_quality(answers, [rows[i] for i in answered], profile))
         sampled = [records[i]["decisions"] for i in answered if "decisions" in records[i]]
         out["consistency"], out["consistency_n"] = metrics.all_agree(sampled), len(sampled)
-        score_ms, explain_ms = [a["latency_ms"] for a in answers], [a["latency_ms_explain"] for a in answers]
+        timed = [a for a in answers if a.get("latency_ms") is not None]  # the rest were decoded in batches
+        score_ms, explain_ms = [a["latency_ms"] for a in timed], [a["latency_ms_explain"] for a in timed]
     else:
         deterministic = key in DETERMINISTIC
         out["consistency"], out["consistency_n"] = (1.0 if deterministic else None), len(records)
@@ -131,6 +133,7 @@ def generation_summary(
             )
         score_ms, explain_ms = [r["latency_ms"] for r in records], []
     out["generation_n"] = len(answered)
+    out["latency_n"] = len(score_ms)
     out["latency_ms_p50"], out["latency_ms_p95"] = metrics.percentiles(score_ms)
     out["latency_ms_p50_explain"], out["latency_ms_p95_explain"] = metrics.percentiles(explain_ms)
     return out
