@@ -24,6 +24,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from fraudtune import paths
 from fraudtune.config import RunConfig, config_to_dict, load_config
+from fraudtune.dropout import use_fast_dropout
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import (
     append_jsonl,
@@ -234,6 +235,8 @@ def build_model(cfg: RunConfig) -> tuple[Any, Any]:
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(model, lora)
+    if cfg.train.fast_dropout:
+        use_fast_dropout(model)
     if precision(cfg) == "bf16":
         freeze_in_bf16(model)
     log.info(trainable_line(model))
