@@ -130,7 +130,9 @@ def test_phased_grid_trains_each_distinct_point_once_and_picks_winners(tmp_path,
     best_cfg = load_config(run_dir / paths.BEST_CONFIG)  # `fraudtune train --config` reads it the same way
     assert (best_cfg.lora.r, best_cfg.train.lr, best_cfg.train.epochs) == (16, 1e-4, 4)
     assert result["best"]["val_accuracy"] == pytest.approx(0.8)
-    assert "| rank | r |" in (run_dir / paths.TRAINING_RESULTS_MD).read_text()
+    assert grid["workers"] == 1 and 0 <= grid["wall_clock_seconds"] <= grid["seconds"] + 5
+    markdown = (run_dir / paths.TRAINING_RESULTS_MD).read_text()
+    assert "| rank | r |" in markdown and "with 1 worker process(es)" in markdown
 
 
 def test_rerun_resumes_without_training_finished_trials(tmp_path, fake_train):

@@ -115,8 +115,18 @@ def grid_summary(
         "distinct_configurations": len(unique),
         "trained": len(finished),
         "seconds": round(sum(measured(t).get("wall_seconds") or 0 for t in trials), 1),
+        **elapsed(trials),
         "largest_batch_size": max(batch) if batch and cfg.tune.batch_sizes else None,
     }
+
+
+def elapsed(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:
+    """Wall-clock seconds from the first trial's start to the last trial's end, and the worker processes."""
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    workers = {t.user_attrs["worker"] for t in trials if t.user_attrs.get("worker")}
+    wall = (max(ends) - min(starts)).total_seconds() if starts and ends else None
+    return {"wall_clock_seconds": _round(wall), "workers": len(workers)}
 
 
 def pruning_summary(cfg: RunConfig, rows: list[dict[str, Any]], grid: dict[str, Any] | None) -> dict[str, Any]:

@@ -102,7 +102,13 @@ def grid_markdown(grid: dict[str, Any], h: str) -> str:
     text.append(
         f"\n{grid['grid_points']} grid points, {grid['distinct_configurations']} distinct configurations, "
         f"{grid['trained']} trained runs, {cell(grid['seconds'])} trial seconds in all "
-        "(a configuration an earlier phase already measured is not trained again).\n"
+        "(a configuration an earlier phase already measured is not trained again)"
+        + (
+            f"; {cell(grid['wall_clock_seconds'])} s ({grid['wall_clock_seconds'] / 3600:.2f} h) from the first "
+            f"trial's start to the last one's end with {grid['workers']} worker process(es).\n"
+            if grid.get("wall_clock_seconds")
+            else ".\n"
+        )
     )
     if grid.get("largest_batch_size") is not None:
         text.append(f"Largest batch size that trained within memory: {grid['largest_batch_size']}.\n")
