@@ -100,6 +100,12 @@ class TrainConfig(Section):
     pad_to_multiple: int = Field(
         32, ge=1, description="Batch widths are rounded up to this many tokens (few distinct shapes: kernels reused)."
     )
+    trim_memory_steps: int = Field(
+        10,
+        ge=0,
+        description="Every this many steps (and after each validation) freed heap memory goes back to "
+        "the OS (glibc malloc_trim; 0: never).",
+    )
     fast_dropout: bool = Field(
         True, description="LoRA dropout masks from 16-bit random slices on the CPU (dropout.py): ~3x cheaper masks."
     )
