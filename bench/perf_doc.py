@@ -20,11 +20,23 @@ def demo_minutes(run_dir: Path) -> float | None:
     return sum(timings.values()) / 60
 
 
+def study_peak_rss(results_path: Path) -> dict | None:
+    """Peak RSS of the full-length training runs of a tuning study (training_results.json), if there is one."""
+    if not results_path.exists():
+        return None
+    trials = [t for t in json.loads(results_path.read_text()).get("trials", []) if t.get("peak_rss_mb")]
+    if not trials:
+        return None
+    peaks = sorted(t["peak_rss_mb"] for t in trials)
+    steps = max(t.get("epochs_run") or 0 for t in trials)
+    return {"max_mb": peaks[-1], "min_mb": peaks[0], "trials": len(peaks), "max_epochs": steps, "source": results_path}
+
+
 def check(ok: bool) -> str:
     return "met" if ok else "not met"
 
 
-def render(r: dict, demo_min: float | None) -> str:
+def render(r: dict, demo_min: float | None, study_rss: dict | None = None) -> str:
     ref, ft, s, load = r["reference"], r["fraudtune"], r["scoring"], r["load"]
     peak = r["peak_gflops"]
     lines = [
@@ -108,9 +120,17 @@ def render(r: dict, demo_min: float | None) -> str:
         f"| MFU >= 40% of the measured bf16 peak | {ft['mfu_bf16']:.1%} | {check(ft['mfu_bf16'] >= 0.4)} |",
         f"| scoring >= 20 transactions/s | {s['score_tps']:.1f} fp32, {s['score_tps_bf16']:.1f} bf16 | "
         f"{check(max(s['score_tps'], s['score_tps_bf16']) >= 20)} |",
-        f"| peak RSS <= 3 GB while training | {rss_gb:.2f} GB | {check(rss_gb <= 3)} |",
+        f"| peak RSS <= 3 GB while training | {rss_gb:.2f} GB over the {r['steps']} bench steps | "
+        f"{check(rss_gb <= 3)} |",
         f"| cached model load <= 3 s | {load['cached_seconds']:.2f} s | {check(load['cached_seconds'] <= 3)} |",
     ]
+    if study_rss is not None:
+        full_gb = study_rss["max_mb"] / 1024
+        lines.append(
+            f"| peak RSS <= 3 GB while training, whole runs | {study_rss['min_mb'] / 1024:.2f}-{full_gb:.2f} GB over "
+            f"the {study_rss['trials']} runs of the tuning study (up to {study_rss['max_epochs']} epochs, "
+            f"validation included; `{study_rss['source'].name}`) | {check(full_gb <= 3)} |"
+        )
     if demo_min is not None:
         lines.append(f"| full `make demo` <= 15 minutes | {demo_min:.1f} min (runs/demo) | {check(demo_min <= 15)} |")
     else:
@@ -118,10 +138,15 @@ def render(r: dict, demo_min: float | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(result: dict, out: Path = REPO / "docs" / "PERFORMANCE.md", run_dir: Path = REPO / "runs" / "demo") -> Path:
+def write(
+    result: dict,
+    out: Path = REPO / "docs" / "PERFORMANCE.md",
+    run_dir: Path = REPO / "runs" / "demo",
+    study: Path = REPO / "docs" / "results" / "training_results.json",
+) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    tmp.write_text(render(result, demo_minutes(run_dir)), encoding="utf-8")
+    tmp.write_text(render(result, demo_minutes(run_dir), study_peak_rss(study)), encoding="utf-8")
     tmp.replace(out)
     return out
 
