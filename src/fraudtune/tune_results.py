@@ -126,7 +126,12 @@ def elapsed(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     workers = {t.user_attrs["worker"] for t in trials if t.user_attrs.get("worker")}
     wall = (max(ends) - min(starts)).total_seconds() if starts and ends else None
-    return {"wall_clock_seconds": _round(wall), "workers": len(workers)}
+    threads = set()
+    for t in trials:
+        summary = Path(t.user_attrs.get("run_dir") or "") / paths.TRAIN_SUMMARY
+        if t.user_attrs.get("run_dir") and summary.exists():
+            threads.add(read_json(summary).get("threads"))
+    return {"wall_clock_seconds": _round(wall), "workers": len(workers), "threads": sorted(t for t in threads if t)}
 
 
 def pruning_summary(cfg: RunConfig, rows: list[dict[str, Any]], grid: dict[str, Any] | None) -> dict[str, Any]:

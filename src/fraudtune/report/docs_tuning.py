@@ -105,7 +105,9 @@ def grid_markdown(grid: dict[str, Any], h: str) -> str:
         "(a configuration an earlier phase already measured is not trained again)"
         + (
             f"; {cell(grid['wall_clock_seconds'])} s ({grid['wall_clock_seconds'] / 3600:.2f} h) from the first "
-            f"trial's start to the last one's end with {grid['workers']} worker process(es).\n"
+            f"trial's start to the last one's end with {grid['workers']} worker process(es)"
+            + (f" of {'/'.join(map(str, grid['threads']))} torch thread(s)" if grid.get("threads") else "")
+            + ".\n"
             if grid.get("wall_clock_seconds")
             else ".\n"
         )
