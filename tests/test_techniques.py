@@ -39,7 +39,8 @@ def test_every_arm_changes_one_thing_in_the_control(techniques_run):
     run_dir, result = techniques_run
     runs = result["runs"]
     control = runs["control"]["params"]
-    assert (control["scheduler"], control["precision"], control["early_stopping_patience"]) == ("linear", "fp32", 0)
+    production = "bf16" if result["fast_bf16"] else "fp32"  # the control is what `auto` trains with here
+    assert (control["scheduler"], control["precision"], control["early_stopping_patience"]) == ("linear", production, 0)
     assert control["epochs"] == 3  # epoch-1..3 exist for the ensemble
 
     def changed(arm):
@@ -50,7 +51,10 @@ def test_every_arm_changes_one_thing_in_the_control(techniques_run):
     assert changed("accum_4x4") == {"grad_accum": 4}  # tiny.yaml's batch is already 4
     assert changed("accum_16x1") == {"batch_size": 16}
     assert changed("early_stopping") == {"early_stopping_patience": 1}
-    if not result["fast_bf16"]:  # this CPU: both precisions on the same reduced step count
+    if result["fast_bf16"]:  # the fp32 arm is the control's run in fp32
+        assert changed("precision_fp32") == {"precision": "fp32"} and "precision_bf16" not in runs
+        assert runs["precision_fp32"]["steps"] == runs["control"]["steps"]
+    else:  # a CPU without fast bf16: both precisions on the same reduced step count
         assert changed("precision_bf16") == {"precision": "bf16", "max_steps": 1}
         assert changed("precision_fp32") == {"max_steps": 1}
         assert runs["precision_bf16"]["steps"] == runs["precision_fp32"]["steps"] == 1
@@ -116,6 +120,15 @@ def measured(**changes):
         "test_examples": 10,
         "ensemble": {**ensemble, "ensemble_scores": better},
     }
+
+
+def test_with_fast_bf16_the_control_is_the_bf16_side():
+    runs = measured()["runs"]
+    runs["control"] = runs.pop("precision_bf16")
+    result = {**measured(), "runs": runs, "bf16_reduced_steps": None}
+    found = compare(result)["mixed_precision"]
+    assert [a["arm"] for a in found["arms"]] == ["precision_fp32", "control"]
+    assert found["arms"][1]["label"] == "bf16 (the control)" and "50.0x" in found["finding"]
 
 
 def test_recommendations_follow_the_measurements():
