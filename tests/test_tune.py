@@ -118,7 +118,7 @@ def test_small_budget_applies_the_documented_overrides():
 
 def test_phased_grid_trains_each_distinct_point_once_and_picks_winners(tmp_path, fake_train):
     run_dir = grid_run(tmp_path)
-    result = tune(grid_cfg(), run_dir)
+    result = tune(grid_cfg("train.threads=1"), run_dir)
     grid = result["grid"]
     # 4 + 5 + 5 points; phase 2's lr=2e-4 and phase 3's epochs=3 repeat the previous phase's winner
     assert (grid["grid_points"], grid["distinct_configurations"], grid["trained"]) == (14, 12, 12)
@@ -129,6 +129,7 @@ def test_phased_grid_trains_each_distinct_point_once_and_picks_winners(tmp_path,
     assert all(TRIAL_KEYS <= set(t) for t in result["trials"])
     best_cfg = load_config(run_dir / paths.BEST_CONFIG)  # `fraudtune train --config` reads it the same way
     assert (best_cfg.lora.r, best_cfg.train.lr, best_cfg.train.epochs) == (16, 1e-4, 4)
+    assert best_cfg.train.threads == 0
     assert result["best"]["val_accuracy"] == pytest.approx(0.8)
     assert grid["workers"] == 1 and 0 <= grid["wall_clock_seconds"] <= grid["seconds"] + 5
     markdown = (run_dir / paths.TRAINING_RESULTS_MD).read_text()

@@ -173,6 +173,7 @@ def overall_best(cfg: RunConfig, run_dir: Path, rows: list[dict[str, Any]]) -> d
     best = min(done, key=lambda r: (-r["val_accuracy"], r["val_loss"], r["study"] != "grid", r["number"]))
     best_cfg = with_params(cfg, best["params"])
     best_cfg.name = f"{cfg.name}-best"
+    best_cfg.train.threads = 0  # the workers' thread count is how the study ran, not part of the recipe
     write_yaml(run_dir / paths.BEST_CONFIG, config_to_dict(best_cfg))
     keep = ("study", "number", "params", "val_accuracy", "val_loss", "val_f1", "run_dir")
     return {**{k: best[k] for k in keep}, "config": str(run_dir / paths.BEST_CONFIG)}
