@@ -19,9 +19,9 @@ from typing import Any
 from tqdm import tqdm
 
 from fraudtune.config import EvalConfig
-from fraudtune.data.chat import LABELS, parse_answer
+from fraudtune.data.chat import LABELS
 from fraudtune.errors import FraudtuneError
-from fraudtune.evaluate.llm import decision_of
+from fraudtune.evaluate.llm import answer_record, decision_of
 from fraudtune.profile import Profile
 
 log = logging.getLogger(__name__)
@@ -74,21 +74,12 @@ def read_response(response: dict[str, Any], profile: Profile) -> dict[str, Any]:
         text = response["choices"][0]["message"]["content"] or ""
     except (KeyError, IndexError, TypeError):
         text = ""
-    parsed = parse_answer(text, profile)
-    label = parsed.label or decision_of(text)
+    usage = response.get("usage") or {}
+    answer = answer_record(text, usage.get("completion_tokens"), profile, None, None)  # the caller times it
+    label = answer["label"] or decision_of(text)
     probability = label_probability(response)
     if probability is None:
-        probability = parsed.risk_score / 100 if parsed.risk_score is not None else float(label == LABELS[0])
-    usage = response.get("usage") or {}
-    answer = {
-        "label": parsed.label,
-        "risk_score": parsed.risk_score,
-        "red_flags": parsed.red_flags,
-        "reasoning": parsed.reasoning,
-        "raw_text": text,
-        "error": parsed.error,
-        "completion_tokens": usage.get("completion_tokens"),
-    }
+        probability = answer["risk_score"] / 100 if answer["risk_score"] is not None else float(label == LABELS[0])
     return {
         "label": label or LABELS[1],
         "fraud_probability": probability,

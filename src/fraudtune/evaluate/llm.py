@@ -284,17 +284,17 @@ def explain(
     answers = {}
     for i in tqdm(timed, desc="explaining (timed)", unit="txn"):
         d = decode(model, tokenizer, prompts, i, 1, max_new_tokens)
-        answers[i] = _answer(d.texts[0], d.completion_tokens[0], profile, d.score_ms, d.total_ms)
+        answers[i] = answer_record(d.texts[0], d.completion_tokens[0], profile, d.score_ms, d.total_ms)
     rest = sorted(subset[len(timed) :], key=lambda i: len(prompts.ids[i]))  # similar lengths pad less
     for at in tqdm(range(0, len(rest), batch_size), desc="explaining (batched)", unit="batch", disable=not rest):
         batch = rest[at : at + batch_size]
         for i, answer in zip(batch, decode_batch(model, tokenizer, prompts, batch, max_new_tokens), strict=True):
-            answers[i] = _answer(answer.text, len(answer.tokens), profile, None, None)
+            answers[i] = answer_record(answer.text, len(answer.tokens), profile, None, None)
     return {i: answers[i] for i in subset}
 
 
-def _answer(
-    text: str, completion_tokens: int, profile: Profile, score_ms: float | None, total_ms: float | None
+def answer_record(
+    text: str, completion_tokens: int | None, profile: Profile, score_ms: float | None, total_ms: float | None
 ) -> dict[str, Any]:
     parsed = parse_answer(text, profile)
     return {
