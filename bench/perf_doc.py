@@ -20,6 +20,21 @@ def demo_minutes(run_dir: Path) -> float | None:
     return sum(timings.values()) / 60
 
 
+def demo_stages(run_dir: Path) -> dict[str, float]:
+    """Seconds per demo stage, the evaluation split into its parts (eval.json timings_s), if a demo run exists."""
+    timings_path, eval_path = run_dir / "demo_timings.json", run_dir / "eval.json"
+    if not timings_path.exists():
+        return {}
+    stages = json.loads(timings_path.read_text())
+    parts = json.loads(eval_path.read_text()).get("timings_s", {}) if eval_path.exists() else {}
+    out: dict[str, float] = {}
+    for stage, seconds in stages.items():
+        out[stage] = seconds
+        if stage == "evaluate":
+            out.update({f"evaluate: {part}": s for part, s in parts.items() if s >= 1.0})
+    return out
+
+
 def study_peak_rss(results_path: Path) -> dict | None:
     """Peak RSS of the full-length training runs of a tuning study (training_results.json), if there is one."""
     if not results_path.exists():
@@ -32,11 +47,40 @@ def study_peak_rss(results_path: Path) -> dict | None:
     return {"max_mb": peaks[-1], "min_mb": peaks[0], "trials": len(peaks), "max_epochs": steps, "source": results_path}
 
 
+def gap_to_peak(prof: dict, ft: dict, tokens: int, peak_bf16: float) -> list[str]:
+    """Where a profiled step's time goes against the time its useful FLOPs would take at the bf16 peak."""
+    if not prof.get("matmul_gflops"):
+        return []
+    useful_gflop = ft["model_gflops_per_second"] * ft["seconds"] / tokens * prof["tokens_per_step"]
+    ideal_ms = useful_gflop / peak_bf16 * 1000
+    total = prof["profiled_ms_per_step"]
+    rows = [("useful work at the bf16 peak", ideal_ms)]
+    rows.append(
+        (
+            f"matmul kernels beyond that ({prof['matmul_gflops']:.0f} GFLOP/s achieved, "
+            f"{prof['matmul_gflops'] / peak_bf16:.0%} of the peak, on {prof['matmul_gflop_per_step']:.0f} GFLOP)",
+            prof["matmul_ms_per_step"] - ideal_ms,
+        )
+    )
+    rows += [(g, share * total) for g, share in prof["groups"].items() if g != "matmul"]
+    return [
+        "### The gap to the bf16 peak",
+        "",
+        f"The step's useful work ({useful_gflop:.0f} GFLOP, as MFU counts it) would take {ideal_ms:.0f} ms at the "
+        f"measured bf16 peak; the profiled step takes {total:.0f} ms. The rest, from the same profile:",
+        "",
+        "| where | ms per step | share of the step |",
+        "|---|---:|---:|",
+        *[f"| {name} | {ms:.0f} | {ms / total:.1%} |" for name, ms in rows],
+        "",
+    ]
+
+
 def check(ok: bool) -> str:
     return "met" if ok else "not met"
 
 
-def render(r: dict, demo_min: float | None, study_rss: dict | None = None) -> str:
+def render(r: dict, demo_min: float | None, study_rss: dict | None = None, demo: dict | None = None) -> str:
     ref, ft, s, load = r["reference"], r["fraudtune"], r["scoring"], r["load"]
     peak = r["peak_gflops"]
     lines = [
@@ -108,6 +152,20 @@ def render(r: dict, demo_min: float | None, study_rss: dict | None = None) -> st
             *[f"| `{o['op']}` | {o['ms_per_step']:.1f} | {o['share']:.1%} |" for o in prof["top_ops"]],
             "",
         ]
+        lines += gap_to_peak(prof, ft, r["tokens"], peak["bf16"])
+    if demo:
+        total = sum(v for k, v in demo.items() if ":" not in k)
+        lines += [
+            "## Where the demo's time goes",
+            "",
+            f"`make demo` on this machine (runs/demo, {total / 60:.1f} min), seconds per stage and, for the "
+            "evaluation, per part:",
+            "",
+            "| stage | seconds | share |",
+            "|---|---:|---:|",
+            *[f"| {k} | {v:.0f} | {v / total:.1%} |" for k, v in demo.items()],
+            "",
+        ]
     rss_gb = ft["peak_rss_mb"] / 1024
     lines += [
         "## Targets",
@@ -146,7 +204,8 @@ def write(
 ) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    tmp.write_text(render(result, demo_minutes(run_dir), study_peak_rss(study)), encoding="utf-8")
+    text = render(result, demo_minutes(run_dir), study_peak_rss(study), demo_stages(run_dir))
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)
     return out
 

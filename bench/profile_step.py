@@ -1,7 +1,8 @@
 """Where a fraudtune training step spends its time: torch.profiler over a few steps of the default recipe.
 
 Same model, adapter, loss and precision as `fraudtune train` (configs/default.yaml); prints JSON with the step
-time and the operators that take the most self CPU time, grouped into matmul / attention / elementwise / other.
+time and the operators that take the most self CPU time, grouped into matmul / attention / elementwise / other,
+and the rate the matmul kernels themselves reach (the profiler's FLOP count over their time).
 Usage: python bench/profile_step.py TRAIN_JSONL [BATCH_SIZE] [STEPS]
 """
 
@@ -58,7 +59,7 @@ def main(train_file: str, batch_size: int = 4, steps: int = 3) -> dict:
 
     step(batches[0])  # warm-up
     began = time.perf_counter()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
         for batch in batches[1:]:
             step(batch)
     seconds = (time.perf_counter() - began) / steps
@@ -68,10 +69,17 @@ def main(train_file: str, batch_size: int = 4, steps: int = 3) -> dict:
     for name, ms in ops:
         groups[group_of(name)] = groups.get(group_of(name), 0.0) + ms
     top = sorted(ops, key=lambda op: -op[1])[:12]
+    matmul = [e for e in prof.key_averages() if group_of(e.key) == "matmul"]
+    matmul_ms = sum(e.self_cpu_time_total for e in matmul) / 1000 / steps
+    matmul_gflop = sum(e.flops for e in matmul) / 1e9 / steps  # the profiler's count for mm / addmm / bmm
     return {
         "precision": precision(cfg),
         "step_seconds": seconds,
         "tokens_per_step": sum(int(b["attention_mask"].sum()) for b in batches[1:]) / steps,
+        "matmul_ms_per_step": round(matmul_ms, 1),
+        "matmul_gflop_per_step": round(matmul_gflop, 2),
+        "matmul_gflops": round(matmul_gflop / (matmul_ms / 1000), 1) if matmul_ms else None,
+        "profiled_ms_per_step": round(total, 1),
         "groups": {g: round(ms / total, 4) for g, ms in sorted(groups.items(), key=lambda kv: -kv[1])},
         "top_ops": [{"op": name, "ms_per_step": round(ms, 1), "share": round(ms / total, 4)} for name, ms in top],
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from perf_doc import demo_minutes, render, study_peak_rss  # noqa: E402
+from perf_doc import demo_minutes, demo_stages, render, study_peak_rss  # noqa: E402
 
 
 def result(speedup_tps: float, rss_mb: float) -> dict:
@@ -87,3 +87,28 @@ def test_whole_run_memory_comes_from_the_tuning_study(tmp_path):
     text = render(result(300.0, 2500.0), demo_min=None, study_rss=found)
     assert "| peak RSS <= 3 GB while training, whole runs | 4.00-5.00 GB over the 2 runs" in text
     assert text.split("whole runs |", 1)[1].split("\n", 1)[0].endswith("| not met |")
+
+
+def test_the_gap_to_the_peak_adds_up_to_the_profiled_step():
+    r = result(300.0, 2500.0)
+    r["fraudtune"]["model_gflops_per_second"] = 80.0  # 800 GFLOP over 12,000 tokens: 66.7 GFLOP per 1,000-token step
+    r["profile"].update(
+        matmul_ms_per_step=900.0, matmul_gflop_per_step=180.0, matmul_gflops=200.0, profiled_ms_per_step=1500.0
+    )
+    text = render(r, demo_min=None)
+    assert "would take 83 ms at the measured bf16 peak; the profiled step takes 1500 ms" in text
+    assert "| useful work at the bf16 peak | 83 | 5.6% |" in text
+    assert "| matmul kernels beyond that (200 GFLOP/s achieved, 25% of the peak, on 180 GFLOP) | 817 | 54.4% |" in text
+    assert "| other | 600 | 40.0% |" in text
+    assert "The gap to the bf16 peak" not in render(result(300.0, 2500.0), demo_min=None)  # older results
+
+
+def test_the_demo_breakdown_splits_the_evaluation(tmp_path):
+    assert demo_stages(tmp_path) == {}
+    (tmp_path / "demo_timings.json").write_text(json.dumps({"train": 600.0, "evaluate": 300.0}))
+    (tmp_path / "eval.json").write_text(json.dumps({"timings_s": {"fine_tuned.scoring": 100.0, "metrics": 0.2}}))
+    stages = demo_stages(tmp_path)
+    assert stages == {"train": 600.0, "evaluate": 300.0, "evaluate: fine_tuned.scoring": 100.0}
+    text = render(result(300.0, 2500.0), demo_min=15.0, demo=stages)
+    assert "`make demo` on this machine (runs/demo, 15.0 min)" in text
+    assert "| evaluate: fine_tuned.scoring | 100 | 11.1% |" in text
