@@ -273,3 +273,30 @@ def test_freed_memory_goes_back_to_the_os():
     callback.on_step_end(None, type("State", (), {"global_step": 4})(), None)
     after, _ = memory_mb()
     assert before - after > 300, (before, after)
+
+
+FRAGMENT = """
+import sys
+from fraudtune.train import fix_mmap_threshold, memory_mb
+if sys.argv[1] == "fixed":
+    assert fix_mmap_threshold(128 * 1024)
+big = bytearray(20 * 2**20)  # a mapped block; freeing it raises glibc's own threshold to 20 MB
+del big
+blocks = [bytearray(2 * 2**20) for _ in range(200)]  # 400 MB of activation-sized blocks
+last = blocks[-1]  # still in use, on top of the others
+del blocks
+print(memory_mb()[0])
+"""
+
+
+def test_a_fixed_mmap_threshold_gives_freed_blocks_back():
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc only")
+    rss = {}
+    for mode in ("glibc", "fixed"):
+        out = subprocess.run([sys.executable, "-c", FRAGMENT, mode], capture_output=True, text=True, check=True)
+        rss[mode] = float(out.stdout.split()[-1])
+    assert rss["glibc"] - rss["fixed"] > 300, rss  # 398 MB of freed 2 MB blocks stay mapped without it

@@ -106,6 +106,13 @@ class TrainConfig(Section):
         description="Every this many steps (and after each validation) freed heap memory goes back to "
         "the OS (glibc malloc_trim; 0: never).",
     )
+    mmap_threshold_kb: int = Field(
+        0,
+        ge=0,
+        description="Memory over speed: allocations of this size or more get their own mapping, returned to the "
+        "OS when freed (glibc M_MMAP_THRESHOLD, fixed; 0: glibc's own). 1024 measured peak RSS 2.9 -> 2.3 GB and "
+        "~1.8x the step time on the demo model.",
+    )
     fast_dropout: bool = Field(
         True, description="LoRA dropout masks from 16-bit random slices on the CPU (dropout.py): ~3x cheaper masks."
     )
