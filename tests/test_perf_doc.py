@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from perf_doc import demo_minutes, demo_stages, render, study_peak_rss  # noqa: E402
+from perf_doc import demo_minutes, demo_peak_rss, demo_stages, render, study_peak_rss  # noqa: E402
 
 
 def result(speedup_tps: float, rss_mb: float) -> dict:
@@ -112,3 +112,11 @@ def test_the_demo_breakdown_splits_the_evaluation(tmp_path):
     text = render(result(300.0, 2500.0), demo_min=15.0, demo=stages)
     assert "`make demo` on this machine (runs/demo, 15.0 min)" in text
     assert "| evaluate: fine_tuned.scoring | 100 | 11.1% |" in text
+
+
+def test_the_demo_run_peak_rss_gets_its_own_row(tmp_path):
+    assert demo_peak_rss(tmp_path) is None
+    (tmp_path / "train_summary.json").write_text(json.dumps({"peak_rss_mb": 4476.5}))
+    text = render(result(300.0, 2500.0), demo_min=None, demo_rss=demo_peak_rss(tmp_path))
+    assert "| peak RSS <= 3 GB while training, the demo's run | 4.37 GB (runs/demo" in text
+    assert text.split("the demo's run |", 1)[1].split("\n", 1)[0].endswith("| not met |")
