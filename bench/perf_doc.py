@@ -82,6 +82,18 @@ def gap_to_peak(prof: dict, ft: dict, tokens: int, peak_bf16: float) -> list[str
     ]
 
 
+def prefix_line(s: dict) -> list[str]:
+    """The shared-prefix cache's worth, if the bench measured it."""
+    ab = s.get("prefix_cache_bf16")
+    if not ab:
+        return []
+    return [
+        f"- Reusing the key/value cache of the prompt prefix every transaction shares (chat header and system "
+        f"prompt): {ab['with']:.1f} vs {ab['without']:.1f} transactions/s without it in bf16 at batch 16 "
+        f"({ab['with'] / ab['without']:.2f}x; medians of {ab['repeats']} alternated runs)."
+    ]
+
+
 def check(ok: bool) -> str:
     return "met" if ok else "not met"
 
@@ -133,9 +145,11 @@ def render(
         "",
         f"- Scoring (`predict --no-explain`, one batched forward pass, label-token probabilities): "
         f"**{s['score_tps']:.1f} transactions/s** in fp32 (as `evaluate` scores), "
-        f"**{s['score_tps_bf16']:.1f} transactions/s** with `--precision bf16` ({s['score_n']} transactions; "
+        f"**{s['score_tps_bf16']:.1f} transactions/s** with `--precision bf16` ({s['score_n']} transactions, "
+        "batch 16, median of 3 runs; "
         f"labels agree on {s['bf16_label_agreement']:.0%}, largest probability difference "
         f"{s['bf16_max_probability_difference']:.3f}).",
+        *prefix_line(s),
         f"- Reading the label from a generated answer instead: {s['generate_tps']:.2f} transactions/s "
         f"({s['score_tps'] / s['generate_tps']:.0f}x slower); generation runs at "
         f"{s['generation_tokens_per_second']:.1f} tokens/s in batches of {s['gen_n']}.",

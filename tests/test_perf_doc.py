@@ -120,3 +120,10 @@ def test_the_demo_run_peak_rss_gets_its_own_row(tmp_path):
     text = render(result(300.0, 2500.0), demo_min=None, demo_rss=demo_peak_rss(tmp_path))
     assert "| peak RSS <= 3 GB while training, the demo's run | 4.37 GB (runs/demo" in text
     assert text.split("the demo's run |", 1)[1].split("\n", 1)[0].endswith("| not met |")
+
+
+def test_the_prefix_cache_line_shows_its_measured_worth():
+    r = result(300.0, 2500.0)
+    assert "Reusing the key/value cache" not in render(r, demo_min=None)  # older results have no A/B
+    r["scoring"]["prefix_cache_bf16"] = {"with": 20.0, "without": 16.0, "repeats": 3}
+    assert "20.0 vs 16.0 transactions/s without it in bf16 at batch 16 (1.25x; medians of 3" in render(r, None)

@@ -136,6 +136,8 @@ def test_shared_prefix_cache_gives_the_same_probabilities(predictor, transaction
     cached, _ = fraud_probabilities(predictor.model, predictor.tokenizer, chats, batch_size=2)
     one_each = [fraud_probabilities(predictor.model, predictor.tokenizer, [c])[0][0] for c in chats]
     torch.testing.assert_close(torch.tensor(cached), torch.tensor(one_each), atol=1e-5, rtol=1e-4)
+    recomputed, _ = fraud_probabilities(predictor.model, predictor.tokenizer, chats, batch_size=2, reuse_prefix=False)
+    torch.testing.assert_close(torch.tensor(recomputed), torch.tensor(one_each), atol=1e-5, rtol=1e-4)
 
 
 def test_bf16_inference_keeps_the_labels_and_auto_follows_the_hardware(trained_tiny_run, predictor, transactions):

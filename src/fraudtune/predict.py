@@ -39,19 +39,18 @@ def decoder_and_head(model: Any) -> tuple[Any, Any]:
 
 @torch.no_grad()
 def last_token_logits(
-    model: Any, tokenizer: Any, prompts: list[str], batch_size: int, progress: bool = False
+    model: Any, tokenizer: Any, prompts: list[str], batch_size: int, progress: bool = False, reuse_prefix: bool = True
 ) -> tuple[torch.Tensor, list[int]]:
     """Next-token logits after each prompt (right padding, hidden state at the last real token -> head).
 
     A prefix shared by every prompt (a long rulebook system prompt with few-shot examples) is run once and its
     key/value cache reused for every batch, so each transaction costs only its own tokens. Even a short prefix
-    pays: the fine-tuned prompt shares 39 of ~180 tokens (chat header, system prompt), and reusing them scored 64
-    transactions 1.36x faster in fp32 and 1.31x in bf16 at batch 16 (capping the reused prefix at 4 / 12 / 24
-    tokens gave 1.05x / 1.13x / 1.19x in bf16): the cache copy per batch costs less than one token per row.
+    pays: the fine-tuned prompt shares 39 of ~180 tokens (chat header, system prompt), and `make bench` measures
+    scoring with and without reusing them (`reuse_prefix=False`; 1.24x in bf16 at batch 16 here).
     """
     decoder, head = decoder_and_head(model)
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    shared = shared_prefix_length(encoded) if len(encoded) > 1 else 0
+    shared = shared_prefix_length(encoded) if reuse_prefix and len(encoded) > 1 else 0
     device = head.weight.device
     prefix_cache = None
     if shared:
@@ -97,12 +96,17 @@ def _right_padded(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, tor
 
 
 def fraud_probabilities(
-    model: Any, tokenizer: Any, chats: list[list[dict[str, str]]], batch_size: int = 16, progress: bool = False
+    model: Any,
+    tokenizer: Any,
+    chats: list[list[dict[str, str]]],
+    batch_size: int = 16,
+    progress: bool = False,
+    reuse_prefix: bool = True,
 ) -> tuple[list[float], list[int]]:
     """P(FRAUD) from the two label tokens' next-token probabilities, renormalised; and prompt token counts."""
     fraud_id, legit_id = label_token_ids(tokenizer)
     logits, lengths = last_token_logits(
-        model, tokenizer, [prompt_text(c, tokenizer) for c in chats], batch_size, progress
+        model, tokenizer, [prompt_text(c, tokenizer) for c in chats], batch_size, progress, reuse_prefix
     )
     pair = torch.log_softmax(logits[:, [fraud_id, legit_id]], dim=-1)
     return pair[:, 0].exp().tolist(), lengths
