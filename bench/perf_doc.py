@@ -94,6 +94,27 @@ def prefix_line(s: dict) -> list[str]:
     ]
 
 
+def memory_lines(runs: list[dict] | None) -> list[str]:
+    """Peak RSS vs step time per glibc mmap threshold (bench/memory.py), if the bench measured them."""
+    if not runs:
+        return []
+    return [
+        "## Memory: the allocator setting",
+        "",
+        f"The default recipe on the {runs[0]['steps']} longest batches of 4 of the demo data, each setting in a "
+        "fresh process (`bench/memory.py`). `train.mmap_threshold_kb` (0: glibc's own threshold, which grows to "
+        "32 MB and lets the heap fragment) trades step time for peak memory:",
+        "",
+        "| train.mmap_threshold_kb | peak RSS MB | RSS after the steps MB | s per step |",
+        "|---:|---:|---:|---:|",
+        *[
+            f"| {m['mmap_threshold_kb']} | {m['peak_mb']:.0f} | {m['rss_end_mb']:.0f} | {m['step_seconds']:.2f} |"
+            for m in runs
+        ],
+        "",
+    ]
+
+
 def check(ok: bool) -> str:
     return "met" if ok else "not met"
 
@@ -180,6 +201,7 @@ def render(
             "",
         ]
         lines += gap_to_peak(prof, ft, r["tokens"], peak["bf16"])
+    lines += memory_lines(r.get("memory"))
     if demo:
         total = sum(v for k, v in demo.items() if ":" not in k)
         lines += [

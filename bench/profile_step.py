@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -19,7 +20,7 @@ from torch.profiler import ProfilerActivity, profile
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from fraudtune.config import load_config  # noqa: E402
+from fraudtune.config import RunConfig, load_config  # noqa: E402
 from fraudtune.files import read_jsonl  # noqa: E402
 from fraudtune.tokens import collate, encode_example  # noqa: E402
 from fraudtune.train import answer_only_loss, build_model, precision  # noqa: E402
@@ -38,14 +39,16 @@ def group_of(name: str) -> str:
     return next((g for g, keys in GROUPS.items() if any(k in name for k in keys)), "other")
 
 
-def main(train_file: str, batch_size: int = 4, steps: int = 3) -> dict:
-    cfg = load_config(REPO / "configs" / "default.yaml")
+def recipe_steps(
+    rows: list[dict], batch_size: int, n_batches: int, overrides: list[str] | None = None
+) -> tuple[Callable[[dict], None], list[dict], RunConfig]:
+    """The default recipe's training step (model, adapter, loss, precision, AdamW) and the first batches of rows."""
+    cfg = load_config(REPO / "configs" / "default.yaml", overrides)
     model, tokenizer = build_model(cfg)
     model.train()
-    rows = read_jsonl(Path(train_file))
     batches = [
         collate([encode_example(r["messages"], tokenizer, cfg.data.max_length) for r in rows[i : i + batch_size]], 0)
-        for i in range(0, batch_size * (steps + 1), batch_size)
+        for i in range(0, batch_size * n_batches, batch_size)
     ]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.train.lr)
     dtype = torch.bfloat16 if precision(cfg) == "bf16" else None
@@ -57,6 +60,11 @@ def main(train_file: str, batch_size: int = 4, steps: int = 3) -> dict:
         optimizer.step()
         optimizer.zero_grad()
 
+    return step, batches, cfg
+
+
+def main(train_file: str, batch_size: int = 4, steps: int = 3) -> dict:
+    step, batches, cfg = recipe_steps(read_jsonl(Path(train_file)), batch_size, steps + 1)
     step(batches[0])  # warm-up
     began = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:

@@ -142,6 +142,8 @@ def run(args: argparse.Namespace) -> dict:
     result["load"] = load_times(work)
     profiled = child([sys.executable, str(REPO / "bench" / "profile_step.py"), str(subset / "train.jsonl"), "4", "3"])
     result["profile"] = {**profiled[0], "steps": 3}
+    memory = [str(REPO / "bench" / "memory.py"), str(work / "data" / "train.jsonl")]
+    result["memory"] = [child([sys.executable, *memory, str(kb)])[0] for kb in MMAP_SETTINGS_KB]
     print_table(result)
     out = REPO / "bench" / "results" / "latest.json"
     write_json(out, result)
@@ -149,6 +151,9 @@ def run(args: argparse.Namespace) -> dict:
 
     print(f"wrote {write(result)}")
     return result
+
+
+MMAP_SETTINGS_KB = (0, 1024)  # glibc's own threshold vs the opt-in train.mmap_threshold_kb
 
 
 def cpu_name() -> str:
@@ -275,6 +280,13 @@ def print_table(r: dict) -> None:
     )
     p = r["profile"]
     print("training step profile (self CPU time): " + ", ".join(f"{g} {v:.0%}" for g, v in p["groups"].items()))
+    print(
+        "memory, 12 longest batches: "
+        + "; ".join(
+            f"mmap threshold {m['mmap_threshold_kb']} KB: peak {m['peak_mb']:.0f} MB, {m['step_seconds']:.2f} s/step"
+            for m in r["memory"]
+        )
+    )
     print(f"speedup {r['speedup']:.2f}x")
 
 

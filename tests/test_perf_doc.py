@@ -127,3 +127,15 @@ def test_the_prefix_cache_line_shows_its_measured_worth():
     assert "Reusing the key/value cache" not in render(r, demo_min=None)  # older results have no A/B
     r["scoring"]["prefix_cache_bf16"] = {"with": 20.0, "without": 16.0, "repeats": 3}
     assert "20.0 vs 16.0 transactions/s without it in bf16 at batch 16 (1.25x; medians of 3" in render(r, None)
+
+
+def test_the_memory_table_lists_each_allocator_setting():
+    r = result(300.0, 2500.0)
+    assert "Memory: the allocator setting" not in render(r, demo_min=None)  # older results
+    r["memory"] = [
+        {"mmap_threshold_kb": 0, "steps": 12, "peak_mb": 2900.4, "rss_end_mb": 2600.0, "step_seconds": 2.1},
+        {"mmap_threshold_kb": 1024, "steps": 12, "peak_mb": 2280.0, "rss_end_mb": 1080.0, "step_seconds": 4.2},
+    ]
+    text = render(r, demo_min=None)
+    assert "on the 12 longest batches of 4" in text
+    assert "| 0 | 2900 | 2600 | 2.10 |" in text and "| 1024 | 2280 | 1080 | 4.20 |" in text

@@ -110,8 +110,8 @@ class TrainConfig(Section):
         0,
         ge=0,
         description="Memory over speed: allocations of this size or more get their own mapping, returned to the "
-        "OS when freed (glibc M_MMAP_THRESHOLD, fixed; 0: glibc's own). 1024 measured peak RSS 2.9 -> 2.3 GB and "
-        "~1.8x the step time on the demo model.",
+        "OS when freed (glibc M_MMAP_THRESHOLD, fixed; 0: glibc's own). Lower peak RSS, slower steps: "
+        "docs/PERFORMANCE.md has both for 1024.",
     )
     fast_dropout: bool = Field(
         True, description="LoRA dropout masks from 16-bit random slices on the CPU (dropout.py): ~3x cheaper masks."

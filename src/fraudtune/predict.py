@@ -45,8 +45,8 @@ def last_token_logits(
 
     A prefix shared by every prompt (a long rulebook system prompt with few-shot examples) is run once and its
     key/value cache reused for every batch, so each transaction costs only its own tokens. Even a short prefix
-    pays: the fine-tuned prompt shares 39 of ~180 tokens (chat header, system prompt), and `make bench` measures
-    scoring with and without reusing them (`reuse_prefix=False`; 1.24x in bf16 at batch 16 here).
+    pays: the fine-tuned prompt shares its chat header and system prompt, and `make bench` measures scoring with
+    and without reusing them (`reuse_prefix=False`; docs/PERFORMANCE.md).
     """
     decoder, head = decoder_and_head(model)
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]

@@ -403,9 +403,10 @@ class MetricsLogger(TrainerCallback):
 class ReturnFreedMemory(TrainerCallback):
     """Hand the heap memory freed by past steps back to the OS (glibc malloc_trim; a no-op elsewhere).
 
-    glibc keeps freed activation buffers mapped: measured on the demo model, a training process held 2.35 GB at
-    step 10 of which malloc_trim returned 1.46 GB (0.89 GB left), at ~2% of the step time when done every 10
-    steps. The peak within a step is unchanged; what other processes (a second tuning worker) can use is not.
+    glibc keeps freed activation buffers mapped; after a trim the process holds about the model and optimizer
+    state again (metrics.jsonl logs rss_mb right after the trim every 10 steps next to peak_rss_mb: 0.95-1.47 GB
+    vs a peak of 2.87-4.48 GB in the demo run). The peak within a step is unchanged; what other processes (a second
+    tuning worker) can use is not.
     """
 
     def __init__(self, every: int) -> None:
@@ -441,12 +442,11 @@ def fix_mmap_threshold(size: int) -> bool:
 
     glibc starts with such a threshold (128 KB) but raises it to the size of each mapped block freed, up to
     32 MB: after the first training step, activation and gradient buffers of 1-30 MB come from the heap, whose
-    freed holes stay mapped and fragment, so the peak RSS grows from step to step (the demo: 3.1 GB at step 30,
-    4.4 GB at step 250). A fixed threshold keeps the peak near what a step holds, but every large buffer is then
-    mapped and zero-filled afresh: over the 12 longest batches of the demo data (bf16, 2 threads) 1 MB gave a
-    peak of 2.28 GB instead of 2.90 GB at 4.2 s instead of 2.1-2.6 s per step (128 KB: 2.21 GB, 4.5 s; 2 MB and
-    more: no saving). Hence opt-in (train.mmap_threshold_kb) for a machine short of memory. Returns whether it
-    was set (False where there is no glibc).
+    freed holes stay mapped and fragment, so the peak RSS grows from step to step (metrics.jsonl's peak_rss_mb
+    of a demo run). A fixed threshold keeps the peak near what a step holds, but every large buffer is then
+    mapped and zero-filled afresh, which costs step time; `make bench` measures both (docs/PERFORMANCE.md,
+    "Memory: the allocator setting"). Hence opt-in (train.mmap_threshold_kb) for a machine short of memory.
+    Returns whether it was set (False where there is no glibc).
     """
     libc = _libc()
     mallopt = getattr(libc, "mallopt", None) if libc is not None else None
