@@ -213,7 +213,7 @@ def test_clarity_rubric_points(profile):
     assert quality.clarity(wrong_side, profile) == 4
     normal = _answer("LEGITIMATE", 0, [], "Normal pattern: a usual grocery purchase at home.")
     assert quality.clarity(normal, profile) == 5
-    broken = _answer(None, None, [], "", error="no FRAUD/LEGITIMATE label on the first line")
+    broken = _answer(None, None, [], "", error="no FRAUD/LEGITIMATE label line")
     assert quality.clarity(broken, profile) == 1
     looping = dict(normal, raw_text="usual grocery purchase " * 4)
     assert quality.clarity(looping, profile) == 4

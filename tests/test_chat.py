@@ -63,7 +63,7 @@ def test_comma_inside_a_phrase_stays_one_flag() -> None:
     ("text", "problem"),
     [
         ("", "empty answer"),
-        ("Risk Score: 10\nRed Flags: []\nReasoning: x", "no FRAUD/LEGITIMATE label on the first line"),
+        ("Risk Score: 10\nRed Flags: []\nReasoning: x", "no FRAUD/LEGITIMATE label line"),
         ("FRAUD\nRisk Score: 101\nRed Flags: []", "no 'Risk Score: 0-100' line"),
         ("FRAUD\nRisk Score: 80\nReasoning: x", "no 'Red Flags: [...]' line"),
         ("FRAUD\nRisk Score: 80\nRed Flags: [Moon phase]\nReasoning: x", "unknown red flag(s): Moon phase"),

@@ -108,8 +108,8 @@ def test_category_definitions_hold(metas: list[dict]) -> None:
         score = spec_assess(txn)[1]
         if m["category"] == "clear_fraud":
             assert len(generic) >= 3 and score >= 85 and not rules
-        elif m["category"] == "clear_legitimate":
-            assert not flags and score <= 15
+        elif m["category"] == "clear_legitimate":  # SPEC 4 (amended): score <= 35, at most two minor signals
+            assert len(generic) <= 2 and score <= 35 and not rules
         elif m["category"] == "borderline":
             assert 40 <= score <= 60 and not rules
             assert m["label"] == ("FRAUD" if score >= 50 else "LEGITIMATE")
@@ -273,3 +273,70 @@ def test_too_few_examples(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
         generate(tmp_path, DEMO_PROFILE, n=7, seed=1)
     assert main(["data", "generate", "--out", str(tmp_path), "--n", "7"]) == 1
     assert "need at least 8 examples" in capsys.readouterr().err
+
+
+def test_about_half_of_clear_legitimate_rows_carry_minor_signals(metas: list[dict]) -> None:
+    """SPEC 4 (amended): normal life has minor signals, about half of the clear legitimate rows carry one or two."""
+    legit = [m for m in metas if m["category"] == "clear_legitimate"]
+    with_flags = sum(bool(spec_flags(m["transaction"])) for m in legit)
+    assert 0.35 <= with_flags / len(legit) <= 0.65
+
+
+def test_rule_cases_span_the_generic_scores_of_legitimate_rows(tmp_path: Path) -> None:
+    """No shortcut: company-specific rows' generic scores cover the legitimate range (0 to the borderline scores
+    under 50), not a band of their own; checked on 2,000 rows with the independent SPEC oracle."""
+    generate(tmp_path, DEMO_PROFILE, n=2000, seed=5)
+    metas = read_jsonl(tmp_path / "fraud_dataset.meta.jsonl")
+    company = [spec_generic_score(m["transaction"]) for m in metas if m["category"] == "company_specific"]
+    legit = [spec_generic_score(m["transaction"]) for m in metas if m["label"] == "LEGITIMATE"]
+    assert max(company) < 50 and min(company) == 0 and max(company) >= 40
+    for low, high in ((0, 0), (5, 35), (40, 45)):  # the three shapes, each held by both sides
+        share_company = sum(low <= s <= high for s in company) / len(company)
+        share_legit = sum(low <= s <= high for s in legit) / len(legit)
+        assert share_company >= 0.1 and share_legit >= 0.1, (low, high, share_company, share_legit)
+
+
+def test_rule_min_covers_every_rule_and_blacklisted_id_in_the_training_split(tmp_path: Path) -> None:
+    from fraudtune.config import DataConfig
+
+    k = 6
+    summary = generate(tmp_path, DEMO_PROFILE, n=200, seed=4, data_cfg=DataConfig(rule_min=k))
+    metas = read_jsonl(tmp_path / "fraud_dataset.meta.jsonl")
+    train = [m for m in metas if m["split"] == "train"]
+    blacklist = next(r for r in PROFILE.rules if r.code == "BLACKLISTED_MERCHANT").when[0].value
+    for merchant_id in blacklist:
+        hits = [m for m in train if m["transaction"]["merchant"]["id"] == merchant_id]
+        assert len(hits) >= k and all(m["label"] == "FRAUD" for m in hits)
+        stem = merchant_id.rsplit("-", 1)[0]
+        lookalikes = [
+            m for m in train if m["transaction"]["merchant"]["id"].startswith(stem + "-") and m["label"] == "LEGITIMATE"
+        ]
+        assert len(lookalikes) >= k  # near misses of a list: the same stem, another number, LEGITIMATE
+    for code in set(DOCUMENTED) | set(HISTORICAL):
+        positives = [
+            m for m in train if code in spec_flags(m["transaction"]) and spec_generic_score(m["transaction"]) < 50
+        ]
+        assert len(positives) >= k, code  # rule-only positives: only the rule makes them fraud
+        if code != "BLACKLISTED_MERCHANT":
+            near = [m for m in train if m["near_miss"] == code and m["label"] == "LEGITIMATE"]
+            assert len(near) >= k, code
+    card = json.loads((tmp_path / "data_card.json").read_text())
+    assert card["rule_min"] == k and card["n_requested"] == 200 and card["n"] == summary["n"] == len(metas) > 200
+    assert min(v["positives"] for v in card["train_coverage"].values()) >= k
+    assert all(spec_assess(m["transaction"])[0] == m["label"] for m in metas)
+
+
+def test_evidence_first_answers_state_flags_and_score_before_the_verdict(tmp_path: Path) -> None:
+    from fraudtune.config import DataConfig
+
+    generate(tmp_path, DEMO_PROFILE, n=80, seed=2, data_cfg=DataConfig(answer_order="evidence_first"))
+    metas = read_jsonl(tmp_path / "fraud_dataset.meta.jsonl")
+    for chat, meta in zip(read_jsonl(tmp_path / "fraud_dataset.jsonl"), metas, strict=True):
+        text = chat["messages"][-1]["content"]
+        lines = text.split("\n")
+        assert lines[0].startswith("Red Flags: [") and lines[1].startswith("Risk Score: ")
+        assert lines[2] == meta["label"] and lines[3].startswith("Reasoning: ")
+        parsed = parse_answer(text, PROFILE)
+        assert parsed.error is None and parsed.label == meta["label"] and parsed.risk_score == meta["risk_score"]
+        if meta["deciding_rule"]:  # the deciding company rule is the first flag written
+            assert parsed.red_flags[0] == meta["deciding_rule"]

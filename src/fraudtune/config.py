@@ -30,6 +30,18 @@ class DataConfig(Section):
     train_frac: float = Field(0.8, gt=0, lt=1, description="Share of each category x label stratum in train.")
     val_frac: float = Field(0.1, gt=0, lt=1, description="Share of each stratum in validation; the rest is test.")
     max_length: int = Field(512, ge=32, description="Token limit of one chat example; longer ones are truncated.")
+    rule_min: int = Field(
+        0,
+        ge=0,
+        description="Per-rule minimum: every company rule and every listed value (e.g. each blacklisted merchant "
+        "id) at least this often in the training split, each with as many near misses (0: the SPEC 4 shares only; "
+        "rows are added beyond data.n where the shares give fewer).",
+    )
+    answer_order: Literal["verdict_first", "evidence_first"] = Field(
+        "verdict_first",
+        description="Order of the answer lines: the verdict first (SPEC 2's example), or red flags and risk score "
+        "first so that the model states the evidence before it decides.",
+    )
     allow_pii: bool = Field(False, description="Train even if the PII scan finds unscrubbed card numbers, emails...")
 
     @model_validator(mode="after")

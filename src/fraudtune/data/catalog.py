@@ -6,6 +6,7 @@ Everything here is fixed data (no randomness), so a merchant keeps its id and ca
 from __future__ import annotations
 
 import hashlib
+import random
 from dataclasses import dataclass
 
 from fraudtune.data.schema import CATEGORIES
@@ -240,6 +241,18 @@ def merchant_for_id(merchant_id: str, fallback_category: str) -> Merchant:
     stem = merchant_id.removeprefix("M-").rsplit("-", 1)[0]
     category = next((cat for hint, cat in _ID_HINTS if hint in stem.upper()), fallback_category)
     return Merchant(merchant_id, stem.title().replace("-", " "), category)
+
+
+def lookalike_id(merchant_id: str, listed: list[str], rng: random.Random) -> str:
+    """Another merchant id with the same stem and a different number (M-QUICKGIFT-0007 -> M-QUICKGIFT-0417):
+    a listed id is learnt exactly, not by its name."""
+    stem, _, number = merchant_id.rpartition("-")
+    if not stem or not number.isdigit():
+        stem, number = merchant_id, "0000"
+    while True:
+        candidate = f"{stem}-{rng.randrange(10 ** len(number)):0{len(number)}d}"
+        if candidate != merchant_id and candidate not in listed:
+            return candidate
 
 
 def compatible(category: str, txn_code: str, channel: str) -> bool:

@@ -70,25 +70,30 @@ def render_user(txn: dict[str, Any], profile: Profile, sanitize: bool = True) ->
 
 
 def render_assistant(
-    verdict: Verdict, txn: dict[str, Any], profile: Profile, rng: random.Random, reasoning: str | None = None
+    verdict: Verdict,
+    txn: dict[str, Any],
+    profile: Profile,
+    rng: random.Random,
+    reasoning: str | None = None,
+    order: str = "verdict_first",
 ) -> str:
     """The SPEC 2 answer: label, score, flag phrases with fixed heads, and a varied reasoning.
 
     LEGITIMATE answers list no red flags (SPEC 2); minor signals below the threshold are named in the reasoning.
+    `order` evidence_first writes red flags and score before the verdict line (SPEC 2 allows either); there the
+    company rules' flags come first, so that the first flag written is the one that decides.
 
     `reasoning` replaces the generated sentence (imported data whose label comes from the issuer's case review).
     """
     facts = detail_facts(txn)
     codes = verdict.red_flags if verdict.label == "FRAUD" else []
-    phrases = [red_flag_phrase(profile.rule(code), facts) for code in codes]
-    return "\n".join(
-        [
-            verdict.label,
-            f"Risk Score: {verdict.risk_score}",
-            f"Red Flags: [{', '.join(phrases)}]",
-            f"Reasoning: {reasoning if reasoning is not None else render_reasoning(verdict, txn, profile, rng)}",
-        ]
-    )
+    if order == "evidence_first":
+        codes = sorted(codes, key=lambda c: profile.rule(c).kind == "generic")
+    flags = f"Red Flags: [{', '.join(red_flag_phrase(profile.rule(code), facts) for code in codes)}]"
+    score = f"Risk Score: {verdict.risk_score}"
+    lines = [verdict.label, score, flags] if order == "verdict_first" else [flags, score, verdict.label]
+    why = reasoning if reasoning is not None else render_reasoning(verdict, txn, profile, rng)
+    return "\n".join([*lines, f"Reasoning: {why}"])
 
 
 def render_reasoning(verdict: Verdict, txn: dict[str, Any], profile: Profile, rng: random.Random) -> str:
@@ -171,6 +176,8 @@ class ParsedAnswer:
 
 
 _LABEL = re.compile(r"^\s*(FRAUD|LEGITIMATE)\b", re.IGNORECASE)
+# evidence first: the verdict is a line of its own after the flags and the score
+_LABEL_LINE = re.compile(r"^\s*(FRAUD|LEGITIMATE)\s*$", re.IGNORECASE | re.MULTILINE)
 _SCORE = re.compile(r"^\s*risk\s*score\s*:\s*(-?\d+)\s*$", re.IGNORECASE | re.MULTILINE)
 _FLAGS = re.compile(r"^\s*red\s*flags\s*:\s*\[(.*)\]\s*$", re.IGNORECASE | re.MULTILINE)
 _REASON = re.compile(r"^\s*reasoning\s*:\s*(.*)", re.IGNORECASE | re.MULTILINE | re.DOTALL)
@@ -183,11 +190,12 @@ def parse_answer(text: str, profile: Profile) -> ParsedAnswer:
         out.error = "empty answer"
         return out
     problems = []
-    label = _LABEL.match(text)
+    reason = _REASON.search(text)
+    label = _LABEL.match(text) or _LABEL_LINE.search(text, 0, reason.start() if reason else len(text))
     if label:
         out.label = label.group(1).upper()
     else:
-        problems.append("no FRAUD/LEGITIMATE label on the first line")
+        problems.append("no FRAUD/LEGITIMATE label line")
     score = _SCORE.search(text)
     if score and 0 <= int(score.group(1)) <= 100:
         out.risk_score = int(score.group(1))
@@ -198,7 +206,6 @@ def parse_answer(text: str, profile: Profile) -> ParsedAnswer:
         out.red_flags, out.unknown_flags = _flag_codes(flags.group(1), profile)
     else:
         problems.append("no 'Red Flags: [...]' line")
-    reason = _REASON.search(text)
     out.reasoning = reason.group(1).strip() if reason else ""
     if out.unknown_flags:
         problems.append(f"unknown red flag(s): {'; '.join(out.unknown_flags)[:120]}")

@@ -76,6 +76,19 @@ def make_near_miss(d: Draft, rule: Rule, rng: random.Random, which: int | None =
     return make_hold(d, negate(missed), rng, near=True) and ok
 
 
+def make_lookalike(d: Draft, rule: Rule, pick: str, rng: random.Random) -> bool:
+    """Every condition holds except the list one, which gets a lookalike of the listed value `pick` (the same
+    merchant stem with another number): the narrowest miss of an exact list."""
+    listed = next((c for c in rule.when if c.op == "in" and pick in c.value), None)
+    if listed is None:
+        return False
+    ok = set_field(d, listed.field, catalog.lookalike_id(pick, list(listed.value), rng), rng)
+    ok = all([make_hold(d, c, rng) for c in rule.when if c is not listed]) and ok
+    if rule.when_any:
+        ok = make_hold(d, rng.choice(rule.when_any), rng) and ok
+    return ok and not fires(rule, d.txn)
+
+
 def negate(c: Condition) -> Condition:
     return Condition(c.field, NEGATE[c.op], c.value)
 

@@ -11,7 +11,7 @@ import functools
 import itertools
 import logging
 import random
-from dataclasses import dataclass
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from fraudtune import paths
 from fraudtune.config import DataConfig
 from fraudtune.data import catalog
 from fraudtune.data.chat import render_assistant, to_messages
-from fraudtune.data.conditions import Draft, make_fire, make_near_miss, settle
+from fraudtune.data.conditions import Draft, make_fire, make_lookalike, make_near_miss, settle
+from fraudtune.data.plan import Intent, has_near_miss, narrowed, plan, unit_key, units
 from fraudtune.data.sampler import base_transaction
 from fraudtune.data.schema import validate_transaction
 from fraudtune.data.split import DuplicateIndex, Example, counts_by_split, split_examples, write_dataset
@@ -28,27 +29,18 @@ from fraudtune.profile import Profile, Rule, Verdict, assess, fires, load_profil
 
 log = logging.getLogger(__name__)
 
-# SPEC 4: the 500-example mix; other sizes keep the ratios (largest-remainder rounding)
-CATEGORY_MIX = {"clear_fraud": 100, "clear_legitimate": 200, "borderline": 150, "company_specific": 50}
 CLEAR_FRAUD_MIN_FLAGS, CLEAR_FRAUD_MIN_SCORE = 3, 85
-CLEAR_LEGIT_MAX_SCORE = 15
+# SPEC 4: clear legitimate rows score <= 35 and about half of them carry one or two minor signals
+CLEAR_LEGIT_MAX_SCORE, CLEAR_LEGIT_MAX_FLAGS, MINOR_SHARE = 35, 2, 0.5
 BORDERLINE_SCORES = (40, 60)
-HISTORICAL_SHARE = 1 / 3  # of company_specific: "about a third" from the historical patterns
-# near misses (a rule's threshold narrowly missed) among the negatives of these categories
-NEAR_MISS_SHARE = {"clear_legitimate": 0.12, "borderline": 1 / 3}
+# company-specific rows take their generic signals in the shapes of the legitimate rows (no flag, one or two
+# minor flags, a borderline score under the threshold) with the weights those shapes have among the SPEC 4
+# negatives (200 clear legitimate, half of them with minor flags; 75 borderline legitimate), so the generic
+# score cannot tell a rule case from a legitimate one
+COMPANY_SHAPES = {"clean": 100, "minor": 100, "borderline": 75}
+RULE_NEAR_SHARE = 1 / 3  # rule cases drawn close to the rule's threshold (TC-07 at $500-$550)
 NEAR_MISS_PATIENCE = 40  # attempts before a near miss moves on to the next rule (some can't be clean)
 MAX_ATTEMPTS = 1000
-
-
-@dataclass(frozen=True)
-class Intent:
-    """What one example should be: its category and label, and the rule that decides or narrowly doesn't fire."""
-
-    category: str
-    label: str
-    rule: str | None = None
-    near_miss: str | None = None
-    miss: int = 0  # which of the near-miss rule's thresholds is missed
 
 
 def generate(
@@ -70,18 +62,23 @@ def generate(
     rng = random.Random(seed)
     examples, attempts = [], 0
     ids, duplicates = set(), DuplicateIndex()
-    for intent in plan(n, profile, rng):
-        example, tries = sample_example(intent, profile, rng, ids, duplicates)
+    intents = plan(n, profile, rng, data_cfg.rule_min, data_cfg.train_frac)
+    for i, intent in enumerate(intents, 1):
+        example, tries = sample_example(intent, profile, rng, ids, duplicates, data_cfg.answer_order)
         examples.append(example)
         attempts += tries
+        if i % 1000 == 0:
+            log.info("generated %d / %d examples", i, len(intents))
     rng.shuffle(examples)
     split_examples(examples, data_cfg.train_frac, data_cfg.val_frac, seed)
     card = data_card(examples, profile, profile_path, n, seed, data_cfg)
     files = write_dataset(Path(out_dir), examples, card)
-    log.info("generated %d examples in %d attempts", n, attempts)
+    log.info("generated %d examples in %d attempts", len(examples), attempts)
     return {
         "out_dir": str(out_dir),
-        "n": n,
+        "n": len(examples),
+        "n_requested": n,
+        "rule_min": data_cfg.rule_min,
         "seed": seed,
         "profile": str(profile_path),
         "files": files,
@@ -94,66 +91,13 @@ def generate(
     }
 
 
-def largest_remainder(total: int, weights: dict[str, float]) -> dict[str, int]:
-    """Integer counts summing to `total`, proportional to `weights` (ties go to the earlier key)."""
-    whole = sum(weights.values())
-    exact = {k: total * w / whole for k, w in weights.items()}
-    counts = {k: int(v) for k, v in exact.items()}
-    by_remainder = sorted(weights, key=lambda k: -(exact[k] - counts[k]))
-    for k in by_remainder[: total - sum(counts.values())]:
-        counts[k] += 1
-    return counts
-
-
-def plan(n: int, profile: Profile, rng: random.Random) -> list[Intent]:
-    """The intents of all `n` examples: SPEC 4 counts, balanced borderline labels, rules taken in turn."""
-    counts = largest_remainder(n, CATEGORY_MIX)
-    intents = [Intent("clear_fraud", "FRAUD")] * counts["clear_fraud"]
-    near_rules = itertools.cycle(near_miss_rules(profile) or [None])
-    n_legit = counts["clear_legitimate"]
-    intents += _with_near_misses("clear_legitimate", n_legit, NEAR_MISS_SHARE["clear_legitimate"], near_rules)
-    fraud_half = counts["borderline"] // 2
-    intents += [Intent("borderline", "FRAUD")] * fraud_half
-    intents += _with_near_misses(
-        "borderline", counts["borderline"] - fraud_half, NEAR_MISS_SHARE["borderline"], near_rules
-    )
-    documented, historical = profile.by_kind("documented"), profile.by_kind("historical")
-    k = counts["company_specific"]
-    k_hist = round(k * HISTORICAL_SHARE) if documented and historical else (k if historical else 0)
-    intents += [Intent("company_specific", "FRAUD", rule=r.code) for r in _take_turns(historical, k_hist)]
-    intents += [Intent("company_specific", "FRAUD", rule=r.code) for r in _take_turns(documented, k - k_hist)]
-    rng.shuffle(intents)
-    return intents
-
-
-def near_miss_rules(profile: Profile) -> list[str]:
-    """Documented rules and historical patterns with a threshold that can be narrowly missed."""
-    return [
-        r.code for r in profile.rules if r.kind != "generic" and any(c.op in ("ge", "gt", "le", "lt") for c in r.when)
-    ]
-
-
-def _with_near_misses(category: str, count: int, share: float, rules: itertools.cycle) -> list[Intent]:
-    """`count` negatives, a `share` of them near misses; a rule's thresholds are missed in turn."""
-    k = round(count * share)
-    codes = [next(rules) for _ in range(k)]
-    near = [Intent(category, "LEGITIMATE", near_miss=code, miss=codes[:i].count(code)) for i, code in enumerate(codes)]
-    return near + [Intent(category, "LEGITIMATE")] * (count - k)
-
-
-def _take_turns(rules: list[Rule], k: int) -> list[Rule]:
-    if k and not rules:
-        raise FraudtuneError("profile has no documented rules or historical patterns for company_specific examples")
-    return [rules[i % len(rules)] for i in range(k)]
-
-
 def classify(verdict: Verdict, profile: Profile) -> str | None:
     """The SPEC 4 category a verdict meets, or None (e.g. score 20-35: neither clear nor borderline)."""
     special = [c for c in verdict.red_flags if profile.rule(c).kind != "generic"]
     n_generic = len(verdict.red_flags) - len(special)
     if special:
         return "company_specific" if verdict.generic_score < profile.decision_threshold else None
-    if n_generic == 0 and verdict.risk_score <= CLEAR_LEGIT_MAX_SCORE:
+    if n_generic <= CLEAR_LEGIT_MAX_FLAGS and verdict.risk_score <= CLEAR_LEGIT_MAX_SCORE:
         return "clear_legitimate"
     if n_generic >= CLEAR_FRAUD_MIN_FLAGS and verdict.risk_score >= CLEAR_FRAUD_MIN_SCORE:
         return "clear_fraud"
@@ -163,7 +107,12 @@ def classify(verdict: Verdict, profile: Profile) -> str | None:
 
 
 def sample_example(
-    intent: Intent, profile: Profile, rng: random.Random, ids: set[str], duplicates: DuplicateIndex
+    intent: Intent,
+    profile: Profile,
+    rng: random.Random,
+    ids: set[str],
+    duplicates: DuplicateIndex,
+    answer_order: str = "verdict_first",
 ) -> tuple[Example, int]:
     """Shape fresh transactions until the oracle's verdict meets the intent; a near miss that can't be had for
     this category falls back to the next rule in turn, then to a plain example."""
@@ -174,10 +123,10 @@ def sample_example(
         if txn is None or duplicates.find(txn) is not None:
             continue
         verdict = assess(profile, txn)
-        if _meets(intent, verdict, profile) and not validate_transaction(txn):
+        if _meets(intent, txn, verdict, profile) and not validate_transaction(txn):
             ids.update({txn["transaction_id"], txn["customer"]["id"]})
             duplicates.add(txn)
-            return _example(intent, txn, verdict, profile, rng), attempt
+            return _example(intent, txn, verdict, profile, rng, answer_order), attempt
     raise FraudtuneError(
         f"{profile.source}: could not generate a {intent.category} example"
         f"{' for rule ' + intent.rule if intent.rule else ''} in {MAX_ATTEMPTS} tries; "
@@ -186,21 +135,31 @@ def sample_example(
 
 
 def _next_near_miss(intent: Intent, profile: Profile, attempt: int) -> Intent:
-    codes = near_miss_rules(profile)
-    nxt = codes[(codes.index(intent.near_miss) + 1) % len(codes)]
-    done = attempt >= NEAR_MISS_PATIENCE * len(codes)
-    return Intent(intent.category, intent.label, near_miss=None if done else nxt, miss=intent.miss)
+    """The next near-miss unit in turn (a unit that can't be had for this category gives way), then none."""
+    order = [u for r in profile.rules if has_near_miss(r) for u in units(r)]
+    nxt = order[(order.index((intent.near_miss, intent.pick)) + 1) % len(order)]
+    done = attempt >= NEAR_MISS_PATIENCE * len(order)
+    return Intent(intent.category, intent.label, near_miss=None if done else nxt[0], miss=intent.miss, pick=nxt[1])
 
 
 def _attempt(intent: Intent, profile: Profile, rng: random.Random, ids: set[str]) -> dict[str, Any] | None:
     draft = Draft(base_transaction(rng, _fresh_id(rng, "T", ids), _fresh_id(rng, "C", ids)))
-    if intent.rule and not make_fire(draft, profile.rule(intent.rule), rng, near=rng.random() < 0.25):
-        return None
-    if intent.near_miss and not make_near_miss(draft, profile.rule(intent.near_miss), rng, intent.miss):
-        return None
+    if intent.rule:
+        rule = narrowed(profile.rule(intent.rule), intent.pick)
+        if not make_fire(draft, rule, rng, near=rng.random() < RULE_NEAR_SHARE):
+            return None
+    if intent.near_miss:
+        rule = profile.rule(intent.near_miss)
+        made = (
+            make_lookalike(draft, rule, intent.pick, rng)
+            if intent.pick
+            else make_near_miss(draft, rule, rng, intent.miss)
+        )
+        if not made:
+            return None
     generic = profile.by_kind("generic")
     fired = {r.code for r in generic if fires(r, draft.txn)}
-    wanted = _choose_flags(intent, generic, fired, profile, rng)
+    wanted = _choose_flags(intent, _shape(intent, rng), generic, fired, profile, rng)
     if wanted is None:
         return None
     if intent.category != "clear_fraud" and rng.random() < 0.3:  # a generic threshold narrowly missed
@@ -211,6 +170,16 @@ def _attempt(intent: Intent, profile: Profile, rng: random.Random, ids: set[str]
     return draft.txn if _consistent(draft.txn) else None
 
 
+def _shape(intent: Intent, rng: random.Random) -> str:
+    """How many generic signals this example carries: clean, minor (one or two, score <= 35), borderline, or
+    the category's own (clear fraud; borderline)."""
+    if intent.category == "clear_legitimate":
+        return "minor" if rng.random() < MINOR_SHARE else "clean"
+    if intent.category == "company_specific":
+        return rng.choices(list(COMPANY_SHAPES), list(COMPANY_SHAPES.values()))[0]
+    return intent.category
+
+
 def _fresh_id(rng: random.Random, prefix: str, used: set[str]) -> str:
     while True:
         candidate = f"{prefix}-{rng.randrange(16**8):08X}"
@@ -219,11 +188,11 @@ def _fresh_id(rng: random.Random, prefix: str, used: set[str]) -> str:
 
 
 def _choose_flags(
-    intent: Intent, generic: list[Rule], fired: set[str], profile: Profile, rng: random.Random
+    intent: Intent, shape: str, generic: list[Rule], fired: set[str], profile: Profile, rng: random.Random
 ) -> set[str] | None:
-    """A set of generic flags whose score fits the intent, keeping flags the rule step already switched on."""
+    """A set of generic flags whose score fits the shape, keeping flags the rule step already switched on."""
     options = _flag_sets(tuple((r.code, r.weight) for r in generic), profile.max_score)
-    fits = [(s, score) for s, score in options if _score_fits(intent, s, score, profile)]
+    fits = [(s, score) for s, score in options if _score_fits(intent, shape, s, score, profile)]
     kept = [(s, score) for s, score in fits if fired <= s] or fits
     if not kept:
         return None
@@ -242,26 +211,29 @@ def _flag_sets(weights: tuple[tuple[str, int], ...], max_score: int) -> list[tup
     ]
 
 
-def _score_fits(intent: Intent, flags: set[str], score: int, profile: Profile) -> bool:
+def _score_fits(intent: Intent, shape: str, flags: set[str], score: int, profile: Profile) -> bool:
     threshold = profile.decision_threshold
-    match intent.category:
-        case "clear_legitimate":
+    match shape:
+        case "clean":
             return not flags
+        case "minor":
+            return 1 <= len(flags) <= CLEAR_LEGIT_MAX_FLAGS and score <= CLEAR_LEGIT_MAX_SCORE
         case "clear_fraud":
             return len(flags) >= CLEAR_FRAUD_MIN_FLAGS and score >= CLEAR_FRAUD_MIN_SCORE
+        case "borderline" if intent.category == "company_specific":  # a legitimate borderline score
+            return BORDERLINE_SCORES[0] <= score < threshold
         case "borderline":
             low, high = BORDERLINE_SCORES
             return low <= score <= high and (score >= threshold) == (intent.label == "FRAUD")
-        case _:
-            return score < threshold
+    return score < threshold
 
 
-def _meets(intent: Intent, verdict: Verdict, profile: Profile) -> bool:
+def _meets(intent: Intent, txn: dict[str, Any], verdict: Verdict, profile: Profile) -> bool:
     if classify(verdict, profile) != intent.category or verdict.label != intent.label:
         return False
     if intent.rule:
         special = [c for c in verdict.red_flags if profile.rule(c).kind != "generic"]
-        return special == [intent.rule]
+        return special == [intent.rule] and fires(narrowed(profile.rule(intent.rule), intent.pick), txn)
     return True
 
 
@@ -277,8 +249,10 @@ def _consistent(txn: dict[str, Any]) -> bool:
     )
 
 
-def _example(intent: Intent, txn: dict[str, Any], verdict: Verdict, profile: Profile, rng: random.Random) -> Example:
-    answer = render_assistant(verdict, txn, profile, rng)
+def _example(
+    intent: Intent, txn: dict[str, Any], verdict: Verdict, profile: Profile, rng: random.Random, answer_order: str
+) -> Example:
+    answer = render_assistant(verdict, txn, profile, rng, order=answer_order)
     kind = profile.rule(verdict.deciding_rule).kind if verdict.deciding_rule else None
     meta = {
         "transaction_id": txn["transaction_id"],
@@ -290,6 +264,7 @@ def _example(intent: Intent, txn: dict[str, Any], verdict: Verdict, profile: Pro
         "deciding_rule": verdict.deciding_rule,
         "rule_kind": kind,
         "near_miss": intent.near_miss,
+        "unit": unit_key(intent.rule or intent.near_miss, intent.pick),
         "transaction": txn,
     }
     return Example(to_messages(txn, profile, answer), meta)
@@ -298,11 +273,14 @@ def _example(intent: Intent, txn: dict[str, Any], verdict: Verdict, profile: Pro
 def data_card(
     examples: list[Example], profile: Profile, profile_path: Path, n: int, seed: int, data_cfg: DataConfig
 ) -> dict[str, Any]:
-    """What is in the data set: sizes, seed, profile, rule and near-miss counts, diversity."""
+    """What is in the data set: sizes, seed, profile, rule and near-miss counts, per-unit coverage, diversity."""
     metas = [ex.meta for ex in examples]
     special = [r.code for r in profile.rules if r.kind != "generic"]
     return {
-        "n": n,
+        "n": len(metas),
+        "n_requested": n,
+        "rule_min": data_cfg.rule_min,
+        "answer_order": data_cfg.answer_order,
         "seed": seed,
         "profile": str(profile_path),
         "profile_name": profile.name,
@@ -312,6 +290,7 @@ def data_card(
         "counts": counts_by_split(examples),
         "deciding_rules": {c: sum(m["deciding_rule"] == c for m in metas) for c in special},
         "near_misses": {c: sum(m["near_miss"] == c for m in metas) for c in special},
+        "train_coverage": coverage([m for m in metas if m["split"] == "train"], profile),
         "distinct_merchants": len({m["transaction"]["merchant"]["id"] for m in metas}),
         "distinct_merchant_countries": len({m["transaction"]["merchant"]["country"] for m in metas}),
         "distinct_countries": len(
@@ -320,3 +299,21 @@ def data_card(
         ),
         "categories_seen": len({m["transaction"]["merchant"]["category"] for m in metas}),
     }
+
+
+def coverage(metas: list[dict[str, Any]], profile: Profile) -> dict[str, dict[str, int]]:
+    """Per unit (a company rule, or one listed value such as a blacklisted merchant id): the rows where it fires,
+    those of them where the generic score stays under the threshold (rule-only), and its near misses."""
+    table: dict[str, Counter] = {}
+    for rule in (r for r in profile.rules if r.kind != "generic"):
+        for code, pick in units(rule):
+            unit = narrowed(rule, pick)
+            cell = table.setdefault(unit_key(code, pick), Counter(positives=0, rule_only=0))
+            for m in metas:
+                if code in m["red_flags"] and fires(unit, m["transaction"]):
+                    cell["positives"] += 1
+                    cell["rule_only"] += m["generic_score"] < profile.decision_threshold
+            cell["near_misses"] = sum(
+                m.get("unit") == unit_key(code, pick) and m["label"] == "LEGITIMATE" for m in metas
+            )
+    return {k: dict(v) for k, v in table.items()}

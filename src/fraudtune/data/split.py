@@ -86,8 +86,9 @@ def assign_splits(strata: list[str], train_frac: float, val_frac: float, seed: i
 
 
 def split_examples(examples: list[Example], train_frac: float, val_frac: float, seed: int) -> None:
-    """Write the split name into each example's meta, stratified by category x label."""
-    strata = [f"{ex.meta['category']}|{ex.meta['label']}" for ex in examples]
+    """Write the split name into each example's meta, stratified by category x label (x the company rule or near
+    miss a generated example stands for, so that every rule keeps its share in every split)."""
+    strata = [f"{ex.meta['category']}|{ex.meta['label']}|{ex.meta.get('unit') or ''}" for ex in examples]
     for ex, name in zip(examples, assign_splits(strata, train_frac, val_frac, seed), strict=True):
         ex.meta["split"] = name
 
