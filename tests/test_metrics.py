@@ -165,3 +165,19 @@ def test_consistency_and_slices():
     assert metrics.slice_accuracy(correct, np.zeros(4, bool)) == {"accuracy": None, "n": 0}
     assert metrics.percentiles([1.0, 2.0, 3.0, 4.0, 100.0]) == (3.0, pytest.approx(80.8))
     assert metrics.percentiles([]) == (None, None)
+
+
+def test_rule_only_slice_counts_rule_cases_under_the_generic_threshold():
+    from fraudtune.evaluate.summary import slices
+
+    rows = [  # (category, deciding rule, generic score, label)
+        {"category": "company_specific", "deciding_rule": "VELOCITY_BURST", "generic_score": 0, "label": "FRAUD"},
+        {"category": "company_specific", "deciding_rule": "VELOCITY_BURST", "generic_score": 45, "label": "FRAUD"},
+        {"category": "company_specific", "deciding_rule": "CARD_TESTING", "generic_score": 20, "label": "FRAUD"},
+        {"category": "imported", "deciding_rule": "CARD_TESTING", "generic_score": 70, "label": "FRAUD"},  # not
+        {"category": "clear_legitimate", "deciding_rule": None, "generic_score": 10, "label": "LEGITIMATE"},
+    ]
+    correct = np.array([1, 0, 1, 1, 1], bool)
+    got = slices(correct, rows, 50)["rule_only"]
+    assert (got["n"], got["accuracy"]) == (3, pytest.approx(2 / 3))
+    assert got["by_rule"] == {"CARD_TESTING": {"accuracy": 1.0, "n": 1}, "VELOCITY_BURST": {"accuracy": 0.5, "n": 2}}

@@ -162,3 +162,35 @@ def test_auto_precision_and_a_bad_name(monkeypatch):
     assert models.inference_dtype("auto") == torch.float32
     with pytest.raises(FraudtuneError, match="precision: 'fp8'"):
         models.inference_dtype("fp8")
+
+
+def test_evidence_first_reads_the_verdict_after_the_written_evidence(predictor, transactions):
+    """Evidence first: the flags and score are generated greedily, then P(FRAUD) is read at the next position.
+    The tiny random model never writes a score line, so the evidence runs to the token limit and says so."""
+    from dataclasses import replace
+
+    from fraudtune.predict import generate_answers
+
+    evidence_first = replace(predictor, answer_order="evidence_first", max_new_tokens=6)
+    records = evidence_first.score(transactions[:3], batch_size=2)
+    chats = predictor.chats(transactions[:3])
+    written = generate_answers(predictor.model, predictor.tokenizer, chats, 6, batch_size=1)
+    fraud_id, legit_id = label_token_ids(predictor.tokenizer)
+    for record, chat, answer in zip(records, chats, written, strict=True):
+        prompt = predictor.tokenizer(prompt_text(chat, predictor.tokenizer), add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = predictor.model(input_ids=torch.tensor([prompt + answer["ids"]])).logits[0, -1]
+        expected = torch.softmax(logits[[fraud_id, legit_id]], dim=-1)[0]
+        assert record["fraud_probability"] == pytest.approx(float(expected), abs=1e-5)
+        assert record["prompt_tokens"] == len(prompt) and "no 'Risk Score: 0-100' line" in record["error"]
+
+
+def test_generation_stops_after_the_score_line(tokenizer):
+    """The stopping rule of evidence-first scoring, per row: done once 'Risk Score: N' and its newline are out."""
+    from fraudtune.predict import _AfterEvidence
+
+    rows = ["Red Flags: []\nRisk Score: 10\n", "Red Flags: [New device (first use)]\nRisk Score: 1", "Red Flags: ["]
+    ids = tokenizer(rows, add_special_tokens=False, padding=True, return_tensors="pt")["input_ids"]
+    prompt = torch.zeros((3, 2), dtype=torch.long) + tokenizer.pad_token_id
+    done = _AfterEvidence(tokenizer, 2)(torch.cat([prompt, ids], dim=1), None)
+    assert done.tolist() == [True, False, False]

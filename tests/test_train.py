@@ -213,6 +213,32 @@ def test_decision_weight_scales_only_the_first_answer_token():
     weighted = (10 * ce[0, 1] + ce[0, 2:].sum() + 10 * ce[1, 0] + ce[1, 1:3].sum()) / 6
     torch.testing.assert_close(answer_only_loss(model, batch), plain)
     torch.testing.assert_close(answer_only_loss(model, batch, decision_weight=10.0), weighted)
+    # per-token weights (collate's "weights", aligned with input_ids) replace the first-token rule
+    per_token = torch.tensor([[0, 0, 1, 3, 1], [0, 2, 1, 1, 0]], dtype=torch.float)
+    expected = (ce[0, 1] + 3 * ce[0, 2] + ce[0, 3] + 2 * ce[1, 0] + ce[1, 1:3].sum()) / 6
+    torch.testing.assert_close(answer_only_loss(model, {**batch, "weights": per_token}), expected)
+
+
+@pytest.mark.parametrize(
+    ("answer", "weighted"),
+    [
+        # verdict first: the verdict's first token, the '[' token and the first token of each flag
+        (
+            "FRAUD\nRisk Score: 90\nRed Flags: [Manual key entry (TC-07, $620.00), New device (first use)]\n"
+            "Reasoning: x",
+            [("F", 10.0), (" [", 3.0), ("Man", 3.0), (" New", 3.0)],
+        ),
+        # evidence first, no flags: ' []' says so in one token, then the verdict
+        ("Red Flags: []\nRisk Score: 10\nLEGITIMATE\nReasoning: y", [(" []", 3.0), ("LEG", 10.0)]),
+    ],
+)
+def test_answer_weights_mark_the_verdict_and_the_flag_openings(tokenizer, answer: str, weighted: list) -> None:
+    from fraudtune.tokens import answer_weights
+
+    enc = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)
+    weights = answer_weights(answer, enc["offset_mapping"], 10.0, 3.0)
+    spans = [(answer[a:b], w) for (a, b), w in zip(enc["offset_mapping"], weights, strict=True) if w != 1]
+    assert spans == weighted
 
 
 def test_bf16_freezes_the_base_in_bf16_and_the_trainer_autocasts(tmp_path):

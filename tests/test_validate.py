@@ -92,7 +92,7 @@ BROKEN_LINES = [
     (
         "answer not SPEC 2",
         _edit(_set(("messages", 2, "content"), "Looks fine to me.")),
-        "messages[2].content: not a SPEC 2 answer (no FRAUD/LEGITIMATE label on the first line; no 'Risk Score: "
+        "messages[2].content: not a SPEC 2 answer (no FRAUD/LEGITIMATE label line; no 'Risk Score: "
         "0-100' line; no 'Red Flags: [...]' line)",
     ),
     ("exact duplicate", LINES[0], "messages: exact duplicate of line 1"),
@@ -263,12 +263,13 @@ def test_token_counts_with_the_base_tokenizer(tmp_path, capsys, tokenizer) -> No
         len(tokenizer.encode(tokenizer.apply_chat_template(c["messages"], tokenize=False), add_special_tokens=False))
         for c in read_jsonl(path)
     ]
-    limit = sorted(lengths)[-3]  # the two longest are over it
+    limit = sorted(lengths)[-3]  # the longest ones (two, or one if the next two tie) are over it
+    over = [i for i, n in enumerate(lengths, 1) if n > limit]
+    assert 1 <= len(over) <= 2
     code, out = _run(capsys, str(path), "--max-length", str(limit))
     assert code == 0
     row = next(line for line in out if line.startswith("chat.jsonl"))
-    assert row.split()[:4] == ["chat.jsonl", "12", f"{min(lengths)}/{mean(lengths):.1f}/{max(lengths)}", "2"]
-    over = [i for i, n in enumerate(lengths, 1) if n > limit]
+    assert row.split()[:4] == ["chat.jsonl", "12", f"{min(lengths)}/{mean(lengths):.1f}/{max(lengths)}", str(len(over))]
     for line_no in over:
         assert (
             f"  {path}:{line_no}: messages: {lengths[line_no - 1]} tokens, over the limit of {limit}; training "

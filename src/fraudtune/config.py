@@ -85,7 +85,16 @@ class TrainConfig(Section):
     grad_accum: int = Field(1, ge=1, description="Forward passes per optimizer step.")
     lr: float = Field(2e-4, gt=0, le=1, description="Peak learning rate.")
     decision_weight: float = Field(
-        10.0, ge=1, description="Loss weight of the first answer token (the FRAUD/LEGITIMATE decision); 1 = plain."
+        10.0,
+        ge=1,
+        description="Loss weight of the verdict token (FRAUD/LEGITIMATE, wherever the answer order puts it); "
+        "1 = plain.",
+    )
+    flag_weight: float = Field(
+        1.0,
+        ge=1,
+        description="Loss weight of the tokens that open the red-flag list and each flag (which rule fires); "
+        "1 = plain. With data.answer_order=evidence_first these tokens decide before the verdict does.",
     )
     warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps.")
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(

@@ -1,10 +1,15 @@
-"""Scoring (one forward pass: the probability of the FRAUD label token) and explanations (greedy generation)."""
+"""Scoring (the probability of the FRAUD verdict token) and explanations (greedy generation).
+
+Verdict first, scoring is one forward pass per transaction. Evidence first (data.answer_order), the model first
+writes its red flags and risk score greedily, and the verdict token's probability is read right after them.
+"""
 
 from __future__ import annotations
 
 import copy
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,14 +17,17 @@ from typing import Any
 
 import torch
 from tqdm import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
-from fraudtune.data.chat import LABELS, parse_answer, to_messages
+from fraudtune.data.chat import LABELS, parse_answer, parse_evidence, to_messages
 from fraudtune.errors import FraudtuneError
 from fraudtune.kvcache import growing_cache
 from fraudtune.profile import Profile
 from fraudtune.tokens import prompt_text
 
 log = logging.getLogger(__name__)
+# evidence first: the answer has stated its flags and score once this line is written; the verdict comes next
+EVIDENCE_END = re.compile(r"Risk\s*Score\s*:\s*\d+[^\S\n]*\n")
 
 
 def label_token_ids(tokenizer: Any) -> tuple[int, int]:
@@ -39,17 +47,26 @@ def decoder_and_head(model: Any) -> tuple[Any, Any]:
 
 @torch.no_grad()
 def last_token_logits(
-    model: Any, tokenizer: Any, prompts: list[str], batch_size: int, progress: bool = False, reuse_prefix: bool = True
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    batch_size: int,
+    progress: bool = False,
+    reuse_prefix: bool = True,
+    suffixes: list[list[int]] | None = None,
 ) -> tuple[torch.Tensor, list[int]]:
     """Next-token logits after each prompt (right padding, hidden state at the last real token -> head).
 
     A prefix shared by every prompt (a long rulebook system prompt with few-shot examples) is run once and its
     key/value cache reused for every batch, so each transaction costs only its own tokens. Even a short prefix
     pays: the fine-tuned prompt shares its chat header and system prompt, and `make bench` measures scoring with
-    and without reusing them (`reuse_prefix=False`; docs/PERFORMANCE.md).
+    and without reusing them (`reuse_prefix=False`; docs/PERFORMANCE.md). `suffixes` are token ids appended to
+    each prompt (the evidence an evidence-first answer wrote), kept as generated rather than re-tokenised.
     """
     decoder, head = decoder_and_head(model)
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    if suffixes is not None:
+        encoded = [e + list(s) for e, s in zip(encoded, suffixes, strict=True)]
     shared = shared_prefix_length(encoded) if reuse_prefix and len(encoded) > 1 else 0
     device = head.weight.device
     prefix_cache = None
@@ -102,11 +119,14 @@ def fraud_probabilities(
     batch_size: int = 16,
     progress: bool = False,
     reuse_prefix: bool = True,
+    answer_ids: list[list[int]] | None = None,
 ) -> tuple[list[float], list[int]]:
-    """P(FRAUD) from the two label tokens' next-token probabilities, renormalised; and prompt token counts."""
+    """P(FRAUD) from the two label tokens' next-token probabilities, renormalised; and prompt token counts.
+
+    `answer_ids`: the answer tokens written before the verdict (evidence first), appended to each prompt."""
     fraud_id, legit_id = label_token_ids(tokenizer)
     logits, lengths = last_token_logits(
-        model, tokenizer, [prompt_text(c, tokenizer) for c in chats], batch_size, progress, reuse_prefix
+        model, tokenizer, [prompt_text(c, tokenizer) for c in chats], batch_size, progress, reuse_prefix, answer_ids
     )
     pair = torch.log_softmax(logits[:, [fraud_id, legit_id]], dim=-1)
     return pair[:, 0].exp().tolist(), lengths
@@ -122,8 +142,11 @@ def generate_answers(
     temperature: float | None = None,
     seed: int = 0,
     progress: bool = False,
+    until_verdict: bool = False,
 ) -> list[dict[str, Any]]:
-    """Greedy (or sampled, with a temperature) answers with the KV cache, batched with left padding."""
+    """Greedy (or sampled, with a temperature) answers with the KV cache, batched with left padding.
+
+    until_verdict: stop each answer once it has written its evidence (flags and score), before the verdict."""
     prompts = [prompt_text(c, tokenizer) for c in chats]
     results: list[dict[str, Any]] = [{} for _ in prompts]
     side = tokenizer.padding_side
@@ -140,6 +163,9 @@ def generate_answers(
                 if temperature
                 else {"do_sample": False}
             )
+            width = enc["input_ids"].shape[1]
+            if until_verdict:
+                sampling["stopping_criteria"] = StoppingCriteriaList([_AfterEvidence(tokenizer, width)])
             out = model.generate(
                 **enc,
                 cache=growing_cache(model),  # appends in place: DynamicLayer's torch.cat dominated CPU decoding
@@ -149,14 +175,34 @@ def generate_answers(
                 **sampling,
             )
             elapsed_ms = (time.perf_counter() - began) * 1000 / len(batch)
-            new = out[:, enc["input_ids"].shape[1] :]
-            for row, tokens in enumerate(new):
-                n_tokens = int((tokens != tokenizer.pad_token_id).sum())
-                text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
-                results[start + row] = {"text": text, "completion_tokens": n_tokens, "latency_ms": elapsed_ms}
+            for row, tokens in enumerate(out[:, width:].tolist()):
+                ids = _until_stop(tokens, {tokenizer.pad_token_id, tokenizer.eos_token_id})
+                text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+                results[start + row] = {
+                    "text": text,
+                    "ids": ids,
+                    "completion_tokens": len(ids),
+                    "latency_ms": elapsed_ms,
+                }
     finally:
         tokenizer.padding_side = side
     return results
+
+
+def _until_stop(tokens: list[int], stops: set[int]) -> list[int]:
+    end = next((i for i, t in enumerate(tokens) if t in stops), len(tokens))
+    return tokens[:end]
+
+
+class _AfterEvidence(StoppingCriteria):
+    """Done, per row, once the answer has written its risk-score line (evidence first: the verdict is next)."""
+
+    def __init__(self, tokenizer: Any, prompt_width: int) -> None:
+        self.tokenizer, self.prompt_width = tokenizer, prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_width :], skip_special_tokens=True)
+        return torch.tensor([bool(EVIDENCE_END.search(t)) for t in texts], device=input_ids.device)
 
 
 @dataclass
@@ -168,6 +214,7 @@ class Predictor:
     profile: Profile
     max_new_tokens: int = 96
     system_prompt: str | None = None
+    answer_order: str = "verdict_first"
 
     def chats(self, transactions: list[dict[str, Any]]) -> list[list[dict[str, str]]]:
         chats = [to_messages(t, self.profile) for t in transactions]
@@ -179,11 +226,15 @@ class Predictor:
     def score(
         self, transactions: list[dict[str, Any]], batch_size: int = 16, progress: bool = False
     ) -> list[dict[str, Any]]:
-        """Label and fraud_probability from one forward pass per transaction."""
+        """Label and fraud_probability from the verdict token: one forward pass per transaction, after the
+        greedily written flags and score when the model answers evidence first (those are returned too)."""
         began = time.perf_counter()
-        probs, lengths = fraud_probabilities(self.model, self.tokenizer, self.chats(transactions), batch_size, progress)
+        chats = self.chats(transactions)
+        evidence = self.evidence(chats, batch_size, progress) if self.answer_order == "evidence_first" else None
+        answer_ids = [e["ids"] for e in evidence] if evidence else None
+        probs, lengths = fraud_probabilities(self.model, self.tokenizer, chats, batch_size, progress, True, answer_ids)
         per_ms = (time.perf_counter() - began) * 1000 / max(1, len(transactions))
-        return [
+        records = [
             {
                 "label": LABELS[0] if p >= 0.5 else LABELS[1],
                 "fraud_probability": p,
@@ -192,6 +243,21 @@ class Predictor:
             }
             for p, n in zip(probs, lengths, strict=True)
         ]
+        for record, e in zip(records, evidence or [], strict=False):
+            risk_score, red_flags, error = parse_evidence(e["text"], self.profile)
+            record.update(prompt_tokens=record["prompt_tokens"] - len(e["ids"]), completion_tokens=len(e["ids"]) + 1)
+            record.update(risk_score=risk_score, red_flags=red_flags, evidence=e["text"])
+            if error:
+                record["error"] = error
+        return records
+
+    def evidence(self, chats: list[list[dict[str, str]]], batch_size: int, progress: bool) -> list[dict[str, Any]]:
+        """Evidence-first answers written greedily up to the verdict: the flags and the risk-score line with its
+        newline (generation stops there, so the next token is the verdict; an answer that never writes the score
+        line within the token limit is read where it stopped, and its record says so)."""
+        return generate_answers(
+            self.model, self.tokenizer, chats, self.max_new_tokens, batch_size, progress=progress, until_verdict=True
+        )
 
     def explain(
         self,
@@ -241,8 +307,8 @@ class Predictor:
                 "transaction_id": txn["transaction_id"],
                 "label": s["label"],
                 "fraud_probability": round(s["fraud_probability"], 6),
-                "risk_score": None,
-                "red_flags": None,
+                "risk_score": s.get("risk_score"),  # evidence first: the flags and score it wrote before the verdict
+                "red_flags": s.get("red_flags"),
                 "reasoning": None,
                 "raw_text": None,
                 "latency_ms": round(s["latency_ms"], 2),
@@ -274,7 +340,13 @@ def load(adapter_dir: Path, merge: bool = True, profile_path: Path | None = None
 
     model, tokenizer, cfg = load_for_inference(Path(adapter_dir), merge=merge, precision=precision)
     profile = load_profile(profile_path or cfg.data.profile)
-    return Predictor(model=model, tokenizer=tokenizer, profile=profile, max_new_tokens=cfg.eval.max_new_tokens)
+    return Predictor(
+        model=model,
+        tokenizer=tokenizer,
+        profile=profile,
+        max_new_tokens=cfg.eval.max_new_tokens,
+        answer_order=cfg.data.answer_order,
+    )
 
 
 def predict_file(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
@@ -15,24 +16,66 @@ def prompt_text(messages: list[dict[str, str]], tokenizer: Any) -> str:
     return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
 
 
-def encode_example(messages: list[dict[str, str]], tokenizer: Any, max_length: int) -> dict[str, Any]:
+def encode_example(
+    messages: list[dict[str, str]], tokenizer: Any, max_length: int, weights: tuple[float, float] | None = None
+) -> dict[str, Any]:
     """input_ids + labels where only the assistant's answer and its end-of-turn token are supervised.
 
     Prompt and answer are tokenised separately so the label boundary is exact; an example longer than
-    `max_length` is cut from the right and marked truncated.
+    `max_length` is cut from the right and marked truncated. `weights` (decision, flags) adds a per-token loss
+    weight: the verdict token gets the first, the tokens that open the flag list and each flag the second.
     """
     prompt_ids = tokenizer(prompt_text(messages, tokenizer), add_special_tokens=False)["input_ids"]
     answer = messages[-1]["content"] + tokenizer.eos_token  # <|im_end|> closes the turn: the model learns to stop
-    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    encoded = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=weights is not None)
+    answer_ids = encoded["input_ids"]
     input_ids = prompt_ids + answer_ids
     labels = [IGNORE_INDEX] * len(prompt_ids) + answer_ids
     truncated = len(input_ids) > max_length
-    return {
+    out = {
         "input_ids": input_ids[:max_length],
         "labels": labels[:max_length],
         "truncated": truncated,
         "length": min(len(input_ids), max_length),
     }
+    if weights is not None:
+        token_weights = answer_weights(answer, encoded["offset_mapping"], *weights)
+        out["weights"] = ([0.0] * len(prompt_ids) + token_weights)[:max_length]
+    return out
+
+
+_VERDICT_LINE = re.compile(r"^(FRAUD|LEGITIMATE)\b", re.MULTILINE)
+_FLAGS_OPEN = re.compile(r"^Red Flags: \[", re.MULTILINE)
+
+
+def answer_weights(answer: str, offsets: list[tuple[int, int]], decision: float, flags: float) -> list[float]:
+    """Loss weight per answer token: `decision` on the verdict token, `flags` on the token holding the list's
+    '[' (it says whether any flag follows) and on the first token of each flag, 1 elsewhere.
+
+    The tokens that decide carry few of an answer's ~70 supervised positions; weighting them keeps the
+    classification from drowning in the wording of the reasoning."""
+    marks: dict[int, float] = {}
+    verdict = _VERDICT_LINE.search(answer)
+    if verdict:
+        marks[verdict.start()] = decision
+    opened = _FLAGS_OPEN.search(answer)
+    if opened:
+        bracket = opened.end() - 1
+        marks[bracket] = flags
+        close = answer.find("]", bracket)
+        depth = 0
+        for i in range(bracket + 1, close if close > 0 else bracket + 1):
+            depth += {"(": 1, ")": -1}.get(answer[i], 0)
+            if (i == bracket + 1 or (answer[i - 1] == " " and answer[i - 2] == "," and depth == 0)) and answer[
+                i
+            ] != "]":
+                marks[i] = flags
+    weights = [1.0] * len(offsets)
+    for char, weight in marks.items():
+        token = next((t for t, (a, b) in enumerate(offsets) if a <= char < b), None)
+        if token is not None:
+            weights[token] = max(weights[token], weight)
+    return weights
 
 
 def collate(batch: list[dict[str, Any]], pad_id: int, multiple: int = 1) -> dict[str, torch.Tensor]:
@@ -46,9 +89,16 @@ def collate(batch: list[dict[str, Any]], pad_id: int, multiple: int = 1) -> dict
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
+    weighted = all("weights" in b for b in batch)
+    weights = torch.zeros((len(batch), width)) if weighted else None
     for i, b in enumerate(batch):
         n = len(b["input_ids"])
         ids[i, :n] = torch.tensor(b["input_ids"])
         labels[i, :n] = torch.tensor(b["labels"])
         mask[i, :n] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        if weights is not None:
+            weights[i, :n] = torch.tensor(b["weights"])
+    out = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    if weights is not None:
+        out["weights"] = weights
+    return out

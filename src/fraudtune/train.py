@@ -91,8 +91,9 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, callbacks: list[TrainerC
     check_pii(train_rows + val_rows, data_dir, cfg)  # before the model loads: refuse fast, print one line
     model, tokenizer = build_model(cfg)
     train_rows = mix_general_data(harden_rows(train_rows, data_dir, cfg), cfg)
-    train_set, truncated = encode_rows(train_rows, tokenizer, cfg.data.max_length)
-    val_set, _ = encode_rows(val_rows, tokenizer, cfg.data.max_length)
+    weights = (cfg.train.decision_weight, cfg.train.flag_weight)
+    train_set, truncated = encode_rows(train_rows, tokenizer, cfg.data.max_length, weights)
+    val_set, _ = encode_rows(val_rows, tokenizer, cfg.data.max_length, weights)
     if truncated:
         log.warning(
             "%d training examples were longer than data.max_length=%d and were cut", truncated, cfg.data.max_length
@@ -200,8 +201,11 @@ def mix_general_data(rows: list[dict[str, Any]], cfg: RunConfig) -> list[dict[st
     return mixed
 
 
-def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, max_length: int) -> tuple[list[dict[str, Any]], int]:
-    encoded = [encode_example(r["messages"], tokenizer, max_length) for r in rows]
+def encode_rows(
+    rows: list[dict[str, Any]], tokenizer: Any, max_length: int, weights: tuple[float, float] | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Token ids, answer-only labels and (decision, flag) loss weights per token; and how many were cut."""
+    encoded = [encode_example(r["messages"], tokenizer, max_length, weights) for r in rows]
     return encoded, sum(e["truncated"] for e in encoded)
 
 
@@ -297,7 +301,9 @@ def answer_only_loss(
     keep = targets != IGNORE_INDEX
     logits = supervised_logits(model, inputs, keep)
     per_token = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="none")
-    if decision_weight != 1.0:
+    if "weights" in inputs:  # per-token weights from encode_example (verdict and flag tokens, any answer order)
+        per_token = per_token * inputs["weights"][:, 1:].to(per_token.device)[keep]
+    elif decision_weight != 1.0:
         first = keep & (keep.cumsum(dim=1) == 1)  # the first supervised position of each row
         per_token = per_token * torch.where(first[keep], decision_weight, 1.0)
     denominator = num_items_in_batch if num_items_in_batch is not None else keep.sum()

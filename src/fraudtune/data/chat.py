@@ -213,6 +213,19 @@ def parse_answer(text: str, profile: Profile) -> ParsedAnswer:
     return out
 
 
+def parse_evidence(text: str, profile: Profile) -> tuple[int | None, list[str], str | None]:
+    """Risk score and flag codes of an evidence-first answer's first lines (read before its verdict)."""
+    score, flags = _SCORE.search(text or ""), _FLAGS.search(text or "")
+    problems = [] if flags else ["no 'Red Flags: [...]' line"]
+    risk_score = int(score.group(1)) if score and 0 <= int(score.group(1)) <= 100 else None
+    if risk_score is None:
+        problems.append("no 'Risk Score: 0-100' line")
+    codes, unknown = _flag_codes(flags.group(1), profile) if flags else ([], [])
+    if unknown:
+        problems.append(f"unknown red flag(s): {'; '.join(unknown)[:120]}")
+    return risk_score, codes, "; ".join(problems) or None
+
+
 def _flag_codes(inner: str, profile: Profile) -> tuple[list[str], list[str]]:
     heads = profile.head_to_code
     codes, unknown = [], []

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,59 +15,33 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.tree import DecisionTreeClassifier
 
-from fraudtune.profile import Profile, assess, derived_facts
+from fraudtune.profile import Profile, assess, derived_facts, lookup
 
 # Balanced accuracy 0.75 = e.g. half of the rule-decided fraud caught with no legitimate row touched: a learner
 # gets that much of the rulebook for free. Out of fold, a field unrelated to the label scores about 0.5 (usually
 # less), with a standard error <= 0.08 at MIN_ROWS per class, so 0.75 is ~3 errors above chance; at 0.6-0.65 the
-# mild imbalances any finite sample carries would be flagged too.
+# mild imbalances any finite sample carries would be flagged too (unrelated fields reached 0.68 in 120 seeded clean
+# sets of tests/test_shortcuts.py's shape, and 0.64 in the `data generate --n 500 --seed 7` demo set).
 BOUND = 0.75
 AUC_BAND = (0.35, 0.65)  # generic score vs label: AUC outside it ranks rule fraud above (or below) legitimate rows
 MIN_ROWS = 10  # per label; fewer and a figure is noise, so nothing is measured
 FOLDS = 5
 SEED = 0  # fixed folds: the same data always gives the same report
+LABELS = (("FRAUD", True), ("LEGITIMATE", False))
 NULL = -1.0  # a missing number (no password reset) is its own value, below every real one
 
-Getter = Callable[[dict[str, Any], dict[str, Any]], Any]
-# name -> (categorical?, the raw fields it is computed from, value)
-FEATURES: dict[str, tuple[bool, tuple[str, ...], Getter]] = {
-    "amount": (False, ("amount",), lambda t, d: t["amount"]),
-    "customer.avg_amount": (False, ("customer.avg_amount",), lambda t, d: t["customer"]["avg_amount"]),
-    "customer.account_age_days": (
-        False,
-        ("customer.account_age_days",),
-        lambda t, d: t["customer"]["account_age_days"],
-    ),
-    "customer.history_count": (False, ("customer.history_count",), lambda t, d: t["customer"]["history_count"]),
-    "customer.password_reset_hours_ago": (
-        False,
-        ("customer.password_reset_hours_ago",),
-        lambda t, d: t["customer"].get("password_reset_hours_ago"),
-    ),
-    "velocity.txn_last_1h": (False, ("velocity.txn_last_1h",), lambda t, d: t["velocity"]["txn_last_1h"]),
-    "velocity.txn_last_24h": (False, ("velocity.txn_last_24h",), lambda t, d: t["velocity"]["txn_last_24h"]),
-    "hour": (False, ("hour", "timestamp"), lambda t, d: d["hour"]),
-    "amount_ratio": (False, ("amount_ratio", "amount", "customer.avg_amount"), lambda t, d: d["amount_ratio"]),
-    "channel": (True, ("channel",), lambda t, d: t["channel"]),
-    "txn_code": (True, ("txn_code",), lambda t, d: t["txn_code"]),
-    "merchant.category": (True, ("merchant.category",), lambda t, d: t["merchant"]["category"]),
-    "merchant.country": (True, ("merchant.country",), lambda t, d: t["merchant"]["country"]),
-    "country_status": (
-        True,
-        ("country_status", "merchant.country", "customer.home_country", "customer.travel_notice_country"),
-        lambda t, d: d["country_status"],
-    ),
-    "device_new": (True, ("device_new",), lambda t, d: t["device_new"]),
-    "category_usual": (
-        True,
-        ("category_usual", "merchant.category", "customer.usual_categories"),
-        lambda t, d: d["category_usual"],
-    ),
-    "travel_notice": (
-        True,
-        ("customer.travel_notice_country",),
-        lambda t, d: t["customer"].get("travel_notice_country") is not None,
-    ),
+# the single features of a SPEC 1 transaction (dotted fields, profile-derived facts, travel notice present)
+NUMERIC = ("amount", "customer.avg_amount", "customer.account_age_days", "customer.history_count", "hour")
+NUMERIC += ("customer.password_reset_hours_ago", "velocity.txn_last_1h", "velocity.txn_last_24h", "amount_ratio")
+CATEGORICAL = ("channel", "txn_code", "merchant.category", "merchant.country", "country_status", "device_new")
+CATEGORICAL += ("category_usual", "travel_notice")
+# the raw fields a derived feature is computed from: a rule that reads one of them explains the feature too
+SOURCES = {
+    "hour": ("timestamp",),
+    "amount_ratio": ("amount", "customer.avg_amount"),
+    "country_status": ("merchant.country", "customer.home_country", "customer.travel_notice_country"),
+    "category_usual": ("merchant.category", "customer.usual_categories"),
+    "travel_notice": ("customer.travel_notice_country",),
 }
 
 
@@ -77,51 +50,54 @@ def shortcut_report(transactions: list[dict[str, Any]], labels: list[str], profi
 
     A rule's own fields are expected to separate its rows, so they count only if they still do without them.
     """
-    rows = []
-    for txn, label in zip(transactions, labels, strict=True):
-        try:
-            verdict, derived = assess(profile, txn), derived_facts(txn)
-            values = {name: get(txn, derived) for name, (_, _, get) in FEATURES.items()}
-        except (KeyError, TypeError, ValueError, AttributeError):
-            continue  # a malformed transaction is reported by the other checks
-        if verdict.generic_score < profile.decision_threshold and label in ("FRAUD", "LEGITIMATE"):
-            rows.append(({"generic_score": verdict.generic_score, **values}, label == "FRAUD", set(verdict.red_flags)))
-    y = np.array([fraud for _, fraud, _ in rows], dtype=bool)
-    features = {"generic_score": _measure([r[0]["generic_score"] for r in rows], y, False, [], [])}
-    for name, (categorical, fields, _) in FEATURES.items():
-        rules = [r.code for r in profile.rules if r.kind != "generic" and _reads(r, fields)]
-        features[name] = _measure([r[0][name] for r in rows], y, categorical, rules, [r[2] for r in rows])
-    scores = [r[0]["generic_score"] for r in rows]
+    columns, y, fired = _rows(transactions, labels, profile)
+    features = {}
+    for name, column in columns.items():
+        fields = (name, *SOURCES.get(name, ()))
+        reads = [r for r in profile.rules if any(c.field in fields for c in (*r.when, *r.when_any))]
+        rules = [r.code for r in reads if r.kind != "generic"]
+        features[name] = _measure(column, y, name in CATEGORICAL, rules, fired)
+    scores = columns["generic_score"]
     auc = float(roc_auc_score(y, scores)) if 0 < y.sum() < len(y) else None
-    generic = {
-        "FRAUD": dict(sorted(Counter(s for s, f in zip(scores, y, strict=True) if f).items())),
-        "LEGITIMATE": dict(sorted(Counter(s for s, f in zip(scores, y, strict=True) if not f).items())),
-        "auc": auc,
-        "shortcut": auc is not None and min(y.sum(), len(y) - y.sum()) >= MIN_ROWS and not _in_band(auc),
-    }
-    features["generic_score"]["shortcut"] |= generic["shortcut"]
+    measured = auc is not None and min(y.sum(), (~y).sum()) >= MIN_ROWS
+    features["generic_score"]["shortcut"] |= measured and not AUC_BAND[0] <= auc <= AUC_BAND[1]
+    spread = {label: dict(sorted(Counter(scores[y == fraud].tolist()).items())) for label, fraud in LABELS}
     return {
         "n_fraud": int(y.sum()),
-        "n_legit": int(len(y) - y.sum()),
+        "n_legit": int((~y).sum()),
         "bound": BOUND,
         "auc_band": list(AUC_BAND),
         "features": features,
-        "generic_score": generic,
+        "generic_score": {**spread, "auc": auc},
         "shortcuts": [name for name, f in features.items() if f["shortcut"]],
     }
 
 
-def _reads(rule: Any, fields: tuple[str, ...]) -> bool:
-    return any(c.field in fields for c in (*rule.when, *rule.when_any))
+def _rows(
+    transactions: list[dict[str, Any]], labels: list[str], profile: Profile
+) -> tuple[dict[str, np.ndarray], np.ndarray, list[set[str]]]:
+    """Feature columns, FRAUD mask and fired rules of the rows whose generic score stays below the threshold."""
+    rows, fraud, fired = [], [], []
+    for txn, label in zip(transactions, labels, strict=True):
+        try:
+            verdict, derived = assess(profile, txn), derived_facts(txn)
+            derived["travel_notice"] = txn["customer"].get("travel_notice_country") is not None
+            row = {name: _number(lookup(txn, name, derived)) for name in NUMERIC}
+            row |= {name: str(lookup(txn, name, derived)) for name in CATEGORICAL}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue  # a malformed transaction is reported by the other checks
+        if verdict.generic_score < profile.decision_threshold and label in ("FRAUD", "LEGITIMATE"):
+            rows.append({"generic_score": verdict.generic_score, **row})
+            fraud.append(label == "FRAUD")
+            fired.append(set(verdict.red_flags))
+    columns = {name: np.array([r[name] for r in rows]) for name in ("generic_score", *NUMERIC, *CATEGORICAL)}
+    return columns, np.array(fraud, dtype=bool), fired
 
 
-def _in_band(auc: float) -> bool:
-    return AUC_BAND[0] <= auc <= AUC_BAND[1]
-
-
-def _measure(values: list[Any], y: np.ndarray, categorical: bool, rules: list[str], flags: list[set[str]]) -> dict:
+def _measure(
+    column: np.ndarray, y: np.ndarray, categorical: bool, rules: list[str], flags: list[set[str]]
+) -> dict[str, Any]:
     """Out-of-fold balanced accuracy, over all rows and (for a rule field) over the rows no such rule fires on."""
-    column = np.array([str(v) for v in values] if categorical else [_number(v) for v in values])
     accuracy = _stump_accuracy(column, y, categorical)
     without = None
     if rules:
@@ -131,7 +107,7 @@ def _measure(values: list[Any], y: np.ndarray, categorical: bool, rules: list[st
     return {
         "balanced_accuracy": accuracy,
         "n_fraud": int(y.sum()),
-        "n_legit": int(len(y) - y.sum()),
+        "n_legit": int((~y).sum()),
         "rule": rules,
         "without_rule_rows": without,
         "shortcut": deciding is not None and deciding >= BOUND,
@@ -139,9 +115,10 @@ def _measure(values: list[Any], y: np.ndarray, categorical: bool, rules: list[st
 
 
 def _number(value: Any) -> float:
+    """A missing value becomes NULL, an infinite one (an average of 0) a finite stand-in the tree can split on."""
     if value is None:
         return NULL
-    return 1e12 if math.isinf(float(value)) else float(value)  # an average of 0 makes the ratio infinite
+    return 1e12 if math.isinf(float(value)) else float(value)
 
 
 def _stump_accuracy(column: np.ndarray, y: np.ndarray, categorical: bool) -> float | None:
@@ -149,7 +126,7 @@ def _stump_accuracy(column: np.ndarray, y: np.ndarray, categorical: bool) -> flo
 
     Held out so that a feature with a value per row (an amount in cents) cannot just memorise the labels.
     """
-    if min(y.sum(), len(y) - y.sum()) < MIN_ROWS:
+    if min(y.sum(), (~y).sum()) < MIN_ROWS:
         return None
     predicted = np.zeros_like(y)
     for train, test in StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(column, y):
@@ -169,3 +146,23 @@ def _best_subset(train: np.ndarray, y: np.ndarray, test: np.ndarray) -> np.ndarr
     fraud, legit = Counter(train[y]), Counter(train[~y])
     chosen = [v for v in fraud if fraud[v] / y.sum() > legit.get(v, 0) / (~y).sum()]
     return np.isin(test, chosen)
+
+
+def shortcut_problems(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(feature, problem naming the measured figure and the fix) for each shortcut in the report."""
+    rows = f"{report['n_fraud']} FRAUD / {report['n_legit']} LEGITIMATE rows the generic score does not decide"
+    out = []
+    for name in report["shortcuts"]:
+        f = report["features"][name]
+        if name == "generic_score":
+            figure = f"AUC {report['generic_score']['auc']:.2f} (band {AUC_BAND[0]}-{AUC_BAND[1]}), "
+            figure += f"best-split balanced accuracy {f['balanced_accuracy']:.2f}"
+            fix = "the generator should give company-specific rows the same generic-score spread as legitimate ones"
+        elif f["rule"]:
+            figure = f"balanced accuracy {f['without_rule_rows']:.2f} without the rows of {', '.join(f['rule'])}"
+            fix = f"rows decided by other rules should carry {name} as legitimate rows do"
+        else:
+            figure = f"balanced accuracy {f['balanced_accuracy']:.2f}, and no rule reads it"
+            fix = f"the generator should draw {name} for company-specific rows as for legitimate ones"
+        out.append((name, f"tells FRAUD from LEGITIMATE without the rules: {figure} (bound {BOUND}) on {rows}; {fix}"))
+    return out

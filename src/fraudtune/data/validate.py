@@ -1,7 +1,8 @@
 """`fraudtune data validate`: is a chat JSONL file (or a train/val/test folder) fit to train on?
 
 Checks the OpenAI chat format record by record, the SPEC 2 answer, token lengths, exact and near duplicates,
-leakage between splits, personal data, and the label balance recorded in the .meta.jsonl file beside it.
+leakage between splits, personal data, the label balance recorded in the .meta.jsonl file beside it, and
+(from that metadata) whether a single field or the generic score tells the labels apart without the rules (SPEC 4).
 Every finding names file:line and the field; errors make the exit code non-zero, warnings don't.
 """
 
@@ -20,6 +21,7 @@ from fraudtune.data.chat import parse_answer
 from fraudtune.data.chat_format import check_line
 from fraudtune.data.pii import find_pii
 from fraudtune.data.pii import scrub as scrub_text
+from fraudtune.data.shortcuts import shortcut_problems, shortcut_report
 from fraudtune.data.split import DuplicateIndex
 from fraudtune.data.validate_report import render
 from fraudtune.errors import FraudtuneError
@@ -40,7 +42,8 @@ class Issue:
     error: bool = True
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.field}: {self.problem}"
+        where = f"{self.path}:{self.line}" if self.line else self.path  # line 0: about the data as a whole
+        return f"{where}: {self.field}: {self.problem}"
 
 
 @dataclass
@@ -63,6 +66,7 @@ class FileReport:
     pii_found: int = 0
     scrubbed: Path | None = None
     transactions: dict[int, dict[str, Any]] = field(default_factory=dict)  # chat line -> meta transaction
+    labels: dict[int, str] = field(default_factory=dict)  # chat line -> meta label, where there is a transaction
 
 
 @dataclass
@@ -70,6 +74,7 @@ class ValidationReport:
     files: list[FileReport]
     issues: list[Issue]
     max_length: int
+    shortcuts: dict[str, Any] | None = None  # shortcuts.shortcut_report over the metadata of all files
 
     @property
     def ok(self) -> bool:
@@ -109,7 +114,8 @@ def validate(
         _check_leakage(reports, issues)
     if count_tokens:
         _count_tokens(reports, max_length, issues)
-    return ValidationReport(reports, issues, max_length)
+    shortcuts = _check_shortcuts(Path(path), reports, profile, issues)
+    return ValidationReport(reports, issues, max_length, shortcuts)
 
 
 def _files(path: Path) -> list[Path]:
@@ -282,9 +288,10 @@ def _meta_balance(report: FileReport, meta_path: Path, lines: list[str], issues:
             continue
         if not isinstance(meta, dict) or chat_line not in records:
             continue
+        category, label = str(meta.get("category", "?")), meta.get("label")
         if isinstance(meta.get("transaction"), dict):
             report.transactions[chat_line] = meta["transaction"]
-        category, label = str(meta.get("category", "?")), meta.get("label")
+            report.labels[chat_line] = str(label)
         report.balance.setdefault(category, Counter())[label] += 1
         answer = records[chat_line].label
         if label != answer:
@@ -337,6 +344,21 @@ def _check_leakage(reports: list[FileReport], issues: list[Issue]) -> None:
             elif twin is None:
                 seen.add(txn)
                 origin[id(txn)] = (report.path, line)
+
+
+def _check_shortcuts(
+    path: Path, reports: list[FileReport], profile: Profile, issues: list[Issue]
+) -> dict[str, Any] | None:
+    """SPEC 4 over the metadata of all splits together: no field or score range may stand in for the rules.
+
+    A warning, not an error: imported real data may legitimately carry such correlations.
+    """
+    lines = [(r, line) for r in reports for line in sorted(r.labels)]
+    if not lines:
+        return None
+    report = shortcut_report([r.transactions[i] for r, i in lines], [r.labels[i] for r, i in lines], profile)
+    issues += [Issue(str(path), 0, name, problem, error=False) for name, problem in shortcut_problems(report)]
+    return report
 
 
 def _count_tokens(reports: list[FileReport], max_length: int, issues: list[Issue]) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from statistics import mean
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from fraudtune.data.shortcuts import MIN_ROWS
 
 if TYPE_CHECKING:
     from fraudtune.data.validate import FileReport, Issue, ValidationReport
@@ -19,6 +21,8 @@ def render(report: ValidationReport) -> str:
         lines += _balance(f)
         if f.scrubbed is not None:
             lines.append(f"{f.path.name}: masked copy written to {f.scrubbed} ({f.pii_found} finding(s) masked)")
+    if report.shortcuts is not None:
+        lines += _shortcuts(report.shortcuts)
     errors = [i for i in report.issues if i.error]
     warnings = [i for i in report.issues if not i.error]
     lines += _listed("errors", errors) + _listed("warnings", warnings)
@@ -42,6 +46,34 @@ def _balance(f: FileReport) -> list[str]:
         share = f"{100 * fraud / (fraud + legit):.0f}%" if fraud + legit else "-"
         out.append(f"  {category:<20} {fraud:>6} {legit:>10} {share:>8}")
     return out
+
+
+def _shortcuts(s: dict[str, Any]) -> list[str]:
+    """SPEC 4 in two lines: the generic-score spread by label, the most telling single field, the shortcuts."""
+    rows = f"{s['n_fraud']} FRAUD / {s['n_legit']} LEGITIMATE rows below the generic threshold"
+    if min(s["n_fraud"], s["n_legit"]) < MIN_ROWS:
+        return [f"shortcut check: not measured, {rows} (needs {MIN_ROWS} of each)"]
+    figures = {
+        name: f["without_rule_rows"] if f["rule"] else f["balanced_accuracy"]
+        for name, f in s["features"].items()
+        if name != "generic_score"
+    }
+    best = max((n for n in figures if figures[n] is not None), key=lambda n: figures[n], default=None)
+    field = ""
+    if best is not None:
+        without = " without its rules' rows" if s["features"][best]["rule"] else ""
+        field = f"; most telling field {best} (balanced accuracy {figures[best]:.2f}{without})"
+    found = ", ".join(s["shortcuts"]) or "none"
+    g = s["generic_score"]
+    spread = " ".join(f"{label} {_spread(g[label])}" for label in ("FRAUD", "LEGITIMATE"))
+    return [
+        f"shortcut check on {rows}: generic-score AUC {g['auc']:.2f}{field}; shortcuts: {found}",
+        f"  generic score (score x rows): {spread}",
+    ]
+
+
+def _spread(counts: dict[int, int]) -> str:
+    return "[" + ", ".join(f"{score}x{n}" for score, n in counts.items()) + "]"
 
 
 def _listed(title: str, issues: list[Issue]) -> list[str]:

@@ -122,6 +122,7 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], str], Getter | None, str]] = [
         _get("company_knowledge.historical.accuracy"),
         "pp",
     ),
+    ("Rule-only (a rule decides, generic score < threshold)", _slice("rule_only"), _get("rule_only.accuracy"), "pp"),
     ("Near-miss negatives", _slice("near_miss"), _get("near_miss.accuracy"), "pp"),
     ("Edge cases (borderline)", _slice("edge_cases"), _get("edge_cases.accuracy"), "pp"),
     ("Brier score (lower is better)", lambda m: _num(3)(m.get("brier")), _get("brier"), "diff3"),
@@ -194,7 +195,8 @@ def render_markdown(result: dict[str, Any]) -> str:
     company = tuned["company_knowledge"]
     sizes = (
         f"company-specific n={company['n']} (documented {company['documented']['n']}, historical "
-        f"{company['historical']['n']}), near-miss negatives n={tuned['near_miss']['n']}, "
+        f"{company['historical']['n']}), rule-only n={tuned['rule_only']['n']}, "
+        f"near-miss negatives n={tuned['near_miss']['n']}, "
         f"borderline n={tuned['edge_cases']['n']}"
     )
     lines = [

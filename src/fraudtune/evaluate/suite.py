@@ -187,13 +187,16 @@ def _fine_tuned(adapter_dir: Path, test: TestSet, subset: list[int], cfg: RunCon
     with timer("fine_tuned.scoring"):
         scored = predictor.score(test.transactions, cfg.train.eval_batch_size, progress=True)
     chats = predictor.chats(test.transactions)
+    ecfg = cfg.eval
+    if predictor.answer_order == "evidence_first":  # a sampled decision comes after the flags and the score
+        ecfg = ecfg.model_copy(update={"decision_max_new_tokens": ecfg.max_new_tokens})
     records, parts = run_regime(
         predictor.model,
         predictor.tokenizer,
         chats,
         subset,
         predictor.profile,
-        cfg.eval,
+        ecfg,
         cfg.seed,
         cfg.train.eval_batch_size,
         probs=[s["fraud_probability"] for s in scored],

@@ -3,7 +3,8 @@
 models.<key> holds: description; accuracy, precision, recall, f1, roc_auc, pr_auc, confusion {tp, fp, tn, fn};
 ci {metric: [lo, hi]} (95% bootstrap); at_production_rate {fraud_rate, precision, recall, f1, fpr,
 alerts_per_1k}; threshold_at_fpr {target_fpr, threshold, fpr, recall}; company_knowledge {accuracy, n,
-documented {accuracy, n}, historical {accuracy, n}, by_rule {code: {accuracy, n}}}; near_miss {accuracy, n};
+documented {accuracy, n}, historical {accuracy, n}, by_rule {code: {accuracy, n}}}; rule_only {accuracy, n,
+by_rule} (a company rule decides, the generic score alone is under the threshold); near_miss {accuracy, n};
 edge_cases {accuracy, n}; by_category {category: {accuracy, n}}; brier, ece, calibration [{bin, range,
 mean_predicted, fraction_positive, count}]; consistency, consistency_n; parse_rate, red_flag_precision,
 red_flag_recall, red_flag_f1, risk_score_mae, reasoning_coherence, explanation_clarity, generation_n;
@@ -83,21 +84,33 @@ def model_summary(
     out["ci"] = {m: metrics.percentile_interval(samples[m]) for m in metrics.CI_METRICS}
     out["at_production_rate"] = metrics.at_prevalence(y, pred, ecfg.production_fraud_rate)
     out["threshold_at_fpr"] = metrics.threshold_at_fpr(y, prob, ecfg.target_fpr)
-    out.update(slices(pred == y, rows))
+    out.update(slices(pred == y, rows, profile.decision_threshold))
     out.update(metrics.calibration(y, prob, ecfg.calibration_bins))
     out.update(generation_summary(key, records, rows, profile))
     out.update(cost_summary(records, ecfg))
     return out, samples
 
 
-def slices(correct: np.ndarray, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Accuracy on the company-knowledge, near-miss and borderline slices, and per category."""
+def slices(correct: np.ndarray, rows: list[dict[str, Any]], threshold: int) -> dict[str, Any]:
+    """Accuracy on the company-knowledge, rule-only, near-miss and borderline slices, and per category.
+
+    Rule-only (SPEC 4): a company rule decides and the generic score alone stays under the threshold, so only
+    company knowledge gets the row right; whatever its category (imported data has no categories)."""
     category = np.array([r["category"] for r in rows])
     kind = np.array([r.get("rule_kind") or "" for r in rows])
     rule = np.array([r.get("deciding_rule") or "" for r in rows])
     near = np.array([bool(r.get("near_miss")) and r["label"] == "LEGITIMATE" for r in rows])
+    generic = np.array([r.get("generic_score", threshold) for r in rows])
+    rule_only = (rule != "") & (generic < threshold)
     company = category == "company_specific"
     return {
+        "rule_only": {
+            **metrics.slice_accuracy(correct, rule_only),
+            "by_rule": {
+                code: metrics.slice_accuracy(correct, rule_only & (rule == code))
+                for code in sorted(set(rule[rule_only]))
+            },
+        },
         "company_knowledge": {
             **metrics.slice_accuracy(correct, company),
             "documented": metrics.slice_accuracy(correct, company & (kind == "documented")),
