@@ -11,7 +11,7 @@ from pathlib import Path
 from fraudtune.config import RunConfig, load_config
 from fraudtune.errors import FraudtuneError
 
-VERBS = ("data", "train", "predict", "evaluate", "forgetting", "tune", "roi", "report", "dashboard", "demo")
+VERBS = ("data", "train", "predict", "evaluate", "forgetting", "tune", "study", "roi", "report", "dashboard", "demo")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", choices=("small", "full"), default=None, help="small subset or the whole grid")
     p.add_argument("--techniques", action="store_true", help="measure the advanced techniques instead")
     p.set_defaults(func=_tune)
+
+    p = sub.add_parser("study", help="the knowledge study: train each setting, judge all on one fresh test set")
+    _config_args(p)
+    p.add_argument("--docs", action="store_true", help="also copy the results to docs/results/")
+    p.set_defaults(func=_study)
 
     p = sub.add_parser("roi", help="cost-benefit analysis from measured tokens and times")
     _config_args(p)
@@ -247,6 +252,15 @@ def _tune(args: argparse.Namespace) -> int:
             setattr(cfg.tune, key, getattr(args, key))
     result = tune(cfg, _run_dir(args, cfg), techniques=args.techniques)
     print(result["markdown"])
+    return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    from fraudtune.study import render_markdown, study
+
+    cfg = _cfg(args)
+    summary = study(cfg, _run_dir(args, cfg), docs_dir=Path("docs/results") if args.docs else None)
+    print(render_markdown(summary))
     return 0
 
 

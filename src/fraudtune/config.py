@@ -272,6 +272,19 @@ class RoiConfig(Section):
     )
 
 
+class StudyConfig(Section):
+    """The knowledge study: which recipes learn the issuer's own rules, all judged on one fresh test set."""
+
+    settings: dict[str, list[str]] = Field(
+        {},
+        description="Setting name -> `key=value` overrides of the study's config; each setting is one training run "
+        "(RUN/<name>/), judged on the same test set as the others.",
+    )
+    test_n: int = Field(
+        1000, ge=10, description="Transactions in the study's fresh test set (SPEC 4 shares, seed eval.test_seed)."
+    )
+
+
 class RunConfig(Section):
     name: str = Field("demo", description="Run name; the run directory is runs/<name> unless --run-dir is given.")
     seed: int = Field(42, description="Global seed; every random choice derives from it.")
@@ -283,6 +296,7 @@ class RunConfig(Section):
     forgetting: ForgettingConfig = Field(default_factory=ForgettingConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
     roi: RoiConfig = Field(default_factory=RoiConfig)
+    study: StudyConfig = Field(default_factory=StudyConfig)
 
 
 def load_config(path: Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -303,6 +317,14 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     for item in overrides or []:
         _apply_override(raw, item)
         where = f"{where} + overrides"
+    return validate_config(raw, where)
+
+
+def with_overrides(cfg: RunConfig, overrides: list[str], where: str = "overrides") -> RunConfig:
+    """The config with `section.key=value` overrides applied, validated again."""
+    raw = config_to_dict(cfg)
+    for item in overrides:
+        _apply_override(raw, item)
     return validate_config(raw, where)
 
 

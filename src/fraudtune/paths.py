@@ -38,6 +38,11 @@ TRAINING_RESULTS_MD = "training_results.md"
 ADVANCED_JSON = "advanced_techniques.json"
 ADVANCED_MD = "advanced_techniques.md"
 REPORT_DIR = "report"
+STUDY_TEST_DIR = "study_test"
+STUDY_RESULT = "study_result.json"
+STUDY_JSON = "knowledge_study.json"
+STUDY_MD = "knowledge_study.md"
+STUDY_CHART = "knowledge_study.png"
 
 
 def split_file(data_dir: Path, split: str) -> Path:

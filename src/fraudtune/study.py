@@ -1,0 +1,261 @@
+"""`fraudtune study`: which recipe teaches the model the issuer's own knowledge?
+
+Every setting of `study.settings` (overrides of the study's config) is one training run in RUN/<name>/; all of
+them, and gradient boosting trained on each setting's same rows, are judged on one fresh test set (SPEC 4 shares)
+per slice: clear fraud, clear legitimate, borderline, near-miss negatives, documented rules, historical
+patterns and rule-only cases. Rerunning resumes: finished settings are read back, a killed one continues from
+its last epoch. Writes RUN/knowledge_study.json, .md and .png.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fraudtune import paths
+from fraudtune.config import RunConfig, config_to_dict, with_overrides
+from fraudtune.errors import FraudtuneError
+from fraudtune.evaluate import metrics
+from fraudtune.evaluate.baselines import GradientBoosting, rules_engine
+from fraudtune.evaluate.summary import slices
+from fraudtune.evaluate.testset import TestSet, read_meta, without_overlap
+from fraudtune.files import read_json, write_json, write_text_atomic
+from fraudtune.profile import Profile, load_profile
+from fraudtune.runmeta import git_sha
+
+log = logging.getLogger(__name__)
+SLICES = (
+    "clear_fraud",
+    "clear_legitimate",
+    "borderline",
+    "near_miss",
+    "documented",
+    "historical",
+    "rule_only",
+)
+
+
+def study(cfg: RunConfig, run_dir: Path, docs_dir: Path | None = None) -> dict[str, Any]:
+    """Train and judge every setting of cfg.study, then write the study's table and chart.
+
+    Args:
+        cfg: the study's config: its `study` section lists the settings, the rest is what they override.
+        run_dir: the study folder; each setting trains in RUN/<name>/.
+        docs_dir: if given, the json/md/png results are copied there too (docs/results).
+    """
+    run_dir = Path(run_dir)
+    if not cfg.study.settings:
+        raise FraudtuneError("study.settings: no settings; give name: [key=value, ...] pairs in the config")
+    profile = load_profile(cfg.data.profile)
+    test = study_test_set(cfg, run_dir)
+    results = {}
+    for i, (name, overrides) in enumerate(cfg.study.settings.items(), 1):
+        log.info("study: setting %d/%d: %s (%s)", i, len(cfg.study.settings), name, " ".join(overrides) or "base")
+        results[name] = run_setting(cfg, run_dir, name, overrides, test, profile)
+    engine = judge(rules_engine(test.transactions, profile), test.rows, profile)
+    engine.pop("correct")
+    summary = {
+        "test": {**test.info, "n": len(test.rows)},
+        "rules_engine": engine,
+        "settings": results,
+        "config": config_to_dict(cfg),
+    }
+    write_json(run_dir / paths.STUDY_JSON, summary)
+    write_text_atomic(run_dir / paths.STUDY_MD, render_markdown(summary))
+    write_chart(summary, run_dir / paths.STUDY_CHART)
+    if docs_dir is not None:
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        for name in (paths.STUDY_JSON, paths.STUDY_MD, paths.STUDY_CHART):
+            shutil.copyfile(run_dir / name, docs_dir / name)
+    return summary
+
+
+def study_test_set(cfg: RunConfig, run_dir: Path) -> TestSet:
+    """The one fresh test set of the study (RUN/study_test), drawn once with eval.test_seed and reused."""
+    from fraudtune.data.generate import generate
+
+    seeds = {with_overrides(cfg, o, f"study.settings.{k}").data.seed for k, o in cfg.study.settings.items()}
+    if cfg.eval.test_seed in seeds:
+        raise FraudtuneError(f"eval.test_seed ({cfg.eval.test_seed}) is a setting's data.seed; choose another")
+    out = run_dir / paths.STUDY_TEST_DIR
+    card = out / paths.DATA_CARD
+    wanted = {"n_requested": cfg.study.test_n, "seed": cfg.eval.test_seed, "profile": str(cfg.data.profile)}
+    if not card.exists() or {k: read_json(card).get(k) for k in wanted} != wanted:
+        generate(
+            out, cfg.data.profile, cfg.study.test_n, cfg.eval.test_seed, cfg.data.model_copy(update={"rule_min": 0})
+        )
+    return TestSet(read_meta(out / paths.DATASET), {"source": str(out / paths.DATASET), "seed": cfg.eval.test_seed})
+
+
+def run_setting(
+    cfg: RunConfig, run_dir: Path, name: str, overrides: list[str], test: TestSet, profile: Profile
+) -> dict[str, Any]:
+    """Train one setting (or read it back) and judge it and gradient boosting on the same training rows."""
+    from fraudtune.predict import load
+    from fraudtune.train import last_checkpoint, train
+
+    setting_dir = run_dir / name
+    done = setting_dir / paths.STUDY_RESULT
+    if done.exists():
+        return read_json(done)
+    scfg = with_overrides(cfg, overrides, f"study.settings.{name}")
+    if not ((setting_dir / paths.TRAIN_SUMMARY).exists() and (setting_dir / paths.ADAPTER_DIR).is_dir()):
+        train(scfg, setting_dir, resume=last_checkpoint(setting_dir) is not None)
+    summary = read_json(setting_dir / paths.TRAIN_SUMMARY)
+    data_dir = setting_dir / paths.DATA_DIR
+    train_metas = read_meta(paths.split_file(data_dir, "train"))
+    seen = [m["transaction"] for m in train_metas + read_meta(paths.split_file(data_dir, "val"))]
+    rows, dropped = without_overlap(test.rows, seen)
+    transactions = [r["transaction"] for r in rows]
+    predictor = load(setting_dir / paths.ADAPTER_DIR)
+    began = time.perf_counter()
+    scored = predictor.score(transactions, scfg.train.eval_batch_size, progress=True)
+    scoring_seconds = time.perf_counter() - began
+    gb = GradientBoosting(scfg.seed).fit([m["transaction"] for m in train_metas], [m["label"] for m in train_metas])
+    tuned, boosted = judge(scored, rows, profile), judge(gb.predict(transactions), rows, profile)
+    result = {
+        "name": name,
+        "overrides": overrides,
+        "train_commit": read_json(setting_dir / paths.RUN_META).get("git_sha"),
+        "scoring_commit": git_sha(),
+        "n_train": len(train_metas),
+        "train_seconds": summary["train_seconds"],
+        "epochs_run": summary["epochs_run"],
+        "trainable_params": summary["trainable_params"],
+        "best_checkpoint": summary["best_checkpoint"],
+        "scoring_seconds": round(scoring_seconds, 2),
+        "scoring_ms_per_transaction": round(1000 * scoring_seconds / max(1, len(rows)), 2),
+        "test_n": len(rows),
+        "overlap_dropped": dropped,
+        "fine_tuned": tuned,
+        "gradient_boosting": boosted,
+        "mcnemar_vs_gradient_boosting": metrics.mcnemar_exact(
+            np.array(tuned.pop("correct")), np.array(boosted.pop("correct"))
+        ),
+    }
+    write_json(done, result)
+    return result
+
+
+def judge(records: list[dict[str, Any]], rows: list[dict[str, Any]], profile: Profile) -> dict[str, Any]:
+    """Accuracy, F1, ROC AUC and the accuracy per slice (with the rule-only slice per rule)."""
+    y = np.array([r["label"] == "FRAUD" for r in rows])
+    pred = np.array([r["label"] == "FRAUD" for r in records])
+    prob = np.array([float(r["fraud_probability"]) for r in records])
+    found = metrics.classification(y, pred, prob)
+    cut = slices(pred == y, rows, profile.decision_threshold)
+    company = cut["company_knowledge"]
+    per_slice = {
+        **{c: cut["by_category"].get(c, {"accuracy": None, "n": 0}) for c in SLICES[:3]},
+        "near_miss": cut["near_miss"],
+        "documented": company["documented"],
+        "historical": company["historical"],
+        "rule_only": {k: v for k, v in cut["rule_only"].items() if k != "by_rule"},
+    }
+    return {
+        "accuracy": found["accuracy"],
+        "f1": found["f1"],
+        "roc_auc": found["roc_auc"],
+        "slices": per_slice,
+        "rule_only_by_rule": cut["rule_only"]["by_rule"],
+        "correct": (pred == y).tolist(),
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    """The study's table: per setting, training size and time, accuracy per slice, and gradient boosting."""
+    test = summary["test"]
+    head = ["setting", "train rows", "train min", "accuracy", "F1", *SLICES, "GB accuracy", "GB rule-only", "p vs GB"]
+    lines = [
+        "# Knowledge study",
+        "",
+        f"Every setting judged on the same {test['n']} fresh transactions ({test['source']}, seed {test['seed']}; "
+        "SPEC 4 shares). Accuracy in %; GB = gradient boosting trained on the setting's own training rows; "
+        "p = exact McNemar test of the fine-tuned model against it.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for name, r in summary["settings"].items():
+        ft, gb = r["fine_tuned"], r["gradient_boosting"]
+        cells = [
+            name,
+            str(r["n_train"]),
+            f"{r['train_seconds'] / 60:.1f}",
+            _pct(ft["accuracy"]),
+            _pct(ft["f1"]),
+            *(_pct(ft["slices"][s]["accuracy"]) for s in SLICES),
+            _pct(gb["accuracy"]),
+            _pct(gb["slices"]["rule_only"]["accuracy"]),
+            f"{r['mcnemar_vs_gradient_boosting']['p']:.3g}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    first = next(iter(summary["settings"].values()))
+    sizes = ", ".join(f"{s} n={first['fine_tuned']['slices'][s]['n']}" for s in SLICES)
+    engine = summary["rules_engine"]
+    lines += [
+        "",
+        f"Slice sizes: {sizes}. The written-rules engine (documented rules only): accuracy "
+        f"{_pct(engine['accuracy'])}, rule-only {_pct(engine['slices']['rule_only']['accuracy'])}.",
+        "",
+        "## Settings",
+        "",
+        *(
+            f"- `{name}`: `{' '.join(r['overrides']) or '(the base config)'}`"
+            for name, r in summary["settings"].items()
+        ),
+        "",
+        "## Rule-only accuracy per rule (fine-tuned)",
+        "",
+    ]
+    codes = sorted({c for r in summary["settings"].values() for c in r["fine_tuned"]["rule_only_by_rule"]})
+    lines += ["| setting | " + " | ".join(codes) + " |", "|" + "---|" * (len(codes) + 1)]
+    for name, r in summary["settings"].items():
+        by_rule = r["fine_tuned"]["rule_only_by_rule"]
+        lines.append(f"| {name} | " + " | ".join(_pct(by_rule.get(c, {}).get("accuracy")) for c in codes) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_chart(summary: dict[str, Any], path: Path) -> None:
+    """Accuracy and rule-only accuracy against training rows: the fine-tuned settings and gradient boosting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    settings = summary["settings"]
+    for ax, key, title in zip(axes, ("accuracy", "rule_only"), ("Accuracy", "Rule-only accuracy"), strict=True):
+        for model, marker, label in (
+            ("fine_tuned", "o", "fine-tuned"),
+            ("gradient_boosting", "x", "gradient boosting"),
+        ):
+            xs = [r["n_train"] for r in settings.values()]
+            ys = [_value(r[model], key) for r in settings.values()]
+            ax.scatter(xs, ys, marker=marker, label=label)
+            if model == "fine_tuned":
+                for name, x, y in zip(settings, xs, ys, strict=True):
+                    ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set(title=title, xlabel="training examples", ylabel="share correct", ylim=(0, 1.02))
+        ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _value(judged: dict[str, Any], key: str) -> float | None:
+    return judged["accuracy"] if key == "accuracy" else judged["slices"][key]["accuracy"]

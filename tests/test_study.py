@@ -1,0 +1,62 @@
+"""`fraudtune study`: settings trained and judged on one test set, resumable, with the table and the chart."""
+
+from __future__ import annotations
+
+import json
+
+from spec_oracle import DOCUMENTED, HISTORICAL, read_jsonl, spec_flags, spec_generic_score
+
+from fraudtune import paths
+from fraudtune.cli import main
+from fraudtune.config import with_overrides
+
+SETTINGS = {"small": ["data.n=40", "train.epochs=1"], "more-rules": ["data.n=40", "data.rule_min=2", "train.epochs=1"]}
+
+
+def test_study_trains_each_setting_and_judges_all_on_one_test_set(tiny_cfg, tmp_path, capsys):
+    cfg = with_overrides(tiny_cfg, ["study.test_n=60"])
+    cfg.study.settings = SETTINGS
+    config = tmp_path / "study.yaml"
+    config.write_text(json.dumps(cfg.model_dump(mode="json")))  # JSON is YAML
+    run_dir = tmp_path / "study"
+    assert main(["study", "--config", str(config), "--run-dir", str(run_dir)]) == 0
+    table = capsys.readouterr().out
+    assert "| small | 32 |" in table and "| more-rules |" in table
+
+    summary = json.loads((run_dir / paths.STUDY_JSON).read_text())
+    assert (run_dir / paths.STUDY_CHART).stat().st_size > 10_000 and (run_dir / paths.STUDY_MD).exists()
+    test = read_jsonl(run_dir / paths.STUDY_TEST_DIR / paths.DATASET_META)
+    assert summary["test"]["n"] == len(test) == 60
+    small, more = summary["settings"]["small"], summary["settings"]["more-rules"]
+    assert small["n_train"] == 32 and more["n_train"] > 32  # the per-rule minimum adds rows
+    for result in (small, more):
+        assert result["test_n"] == 60 and result["overlap_dropped"] == 0
+        for model in ("fine_tuned", "gradient_boosting"):
+            rule_only = result[model]["slices"]["rule_only"]
+            # independent count: rows where a company rule fires while the generic score stays under 50
+            expected = sum(
+                1
+                for t in (m["transaction"] for m in test)
+                if set(spec_flags(t)) & (set(DOCUMENTED) | set(HISTORICAL)) and spec_generic_score(t) < 50
+            )
+            assert rule_only["n"] == expected > 0
+            assert 0 <= result[model]["accuracy"] <= 1
+        b, c = result["mcnemar_vs_gradient_boosting"]["b"], result["mcnemar_vs_gradient_boosting"]["c"]
+        assert 0 <= b + c <= 60
+
+    # resumable: a second call trains nothing and reads every setting back
+    adapter = run_dir / "small" / paths.ADAPTER_DIR / "adapter_model.safetensors"
+    before = adapter.stat().st_mtime_ns
+    (run_dir / paths.STUDY_JSON).unlink()
+    assert main(["study", "--config", str(config), "--run-dir", str(run_dir)]) == 0
+    assert adapter.stat().st_mtime_ns == before
+    assert json.loads((run_dir / paths.STUDY_JSON).read_text())["settings"] == summary["settings"]
+
+
+def test_study_refuses_a_test_seed_equal_to_a_training_seed(tiny_cfg, tmp_path, capsys):
+    config = tmp_path / "study.yaml"
+    raw = tiny_cfg.model_dump(mode="json")
+    raw["study"]["settings"] = {"a": [f"data.seed={raw['eval']['test_seed']}"]}
+    config.write_text(json.dumps(raw))
+    assert main(["study", "--config", str(config), "--run-dir", str(tmp_path / "s")]) == 1
+    assert "eval.test_seed (1007) is a setting's data.seed" in capsys.readouterr().err
