@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from fraudtune.data import catalog, generate
+from fraudtune.data import catalog, generate, plan
 from fraudtune.data.chat import render_assistant, to_messages
 from fraudtune.data.csv_mapping import FIELDS
 from fraudtune.files import write_text_atomic
@@ -104,7 +104,7 @@ def _source(profile: Profile) -> str:
 
 
 def _taxonomy(profile: Profile) -> str:
-    counts = generate.largest_remainder(500, generate.CATEGORY_MIX)
+    counts = plan.largest_remainder(500, plan.CATEGORY_MIX)
     low, high = generate.BORDERLINE_SCORES
     rows = [
         [
@@ -117,7 +117,9 @@ def _taxonomy(profile: Profile) -> str:
         [
             "clear_legitimate",
             counts["clear_legitimate"],
-            f"no flag fires (score <= {generate.CLEAR_LEGIT_MAX_SCORE})",
+            f"score <= {generate.CLEAR_LEGIT_MAX_SCORE}, at most {generate.CLEAR_LEGIT_MAX_FLAGS} generic flags, no "
+            f"rule; about {generate.MINOR_SHARE:.0%} carry one or two minor signals (a new device, a first-time "
+            "category, a late hour...)",
             "LEGITIMATE",
         ],
         [
@@ -131,7 +133,9 @@ def _taxonomy(profile: Profile) -> str:
             counts["company_specific"],
             "a documented rule or historical pattern decides: the "
             f"generic score is below {profile.decision_threshold}, the rule makes it FRAUD "
-            f"(about {generate.HISTORICAL_SHARE:.0%} historical)",
+            f"(about {plan.HISTORICAL_SHARE:.0%} historical); their generic signals take the shapes of the "
+            "legitimate rows (none, one or two minor flags, a borderline score under the threshold), so the score "
+            "cannot tell them apart",
             "FRAUD",
         ],
     ]
@@ -143,10 +147,17 @@ train/val/test is 80/10/10 stratified by category x label.
 
 {_table(["category", "at n=500", "definition", "label"], rows)}
 
-Among the negatives, {generate.NEAR_MISS_SHARE["clear_legitimate"]:.0%} of clear_legitimate and
-{generate.NEAR_MISS_SHARE["borderline"]:.0%} of the LEGITIMATE borderline examples are *near misses*: a rule's
-threshold missed narrowly (see the catalog below). Their meta line names the rule in `near_miss`, so evaluation
-can report them as a slice."""
+Among the negatives, {plan.NEAR_MISS_SHARE["clear_legitimate"]:.0%} of clear_legitimate and
+{plan.NEAR_MISS_SHARE["borderline"]:.0%} of the LEGITIMATE borderline examples are *near misses*: a rule's
+threshold missed narrowly (see the catalog below), or, for a list such as the blacklist, a lookalike merchant id
+(the same stem with another number). Their meta line names the rule in `near_miss`, so evaluation can report
+them as a slice.
+
+`--set data.rule_min=K` asks for more: every documented rule and historical pattern, and every listed value
+(each blacklisted merchant id), at least K times in the training split, each with K near misses; rows are added
+beyond `data.n` where the shares give fewer, and `data_card.json` reports the coverage per rule and per id
+(`train_coverage`). `fraudtune data validate` warns when a single field or a generic-score range tells the labels
+apart among the rows the generic score does not decide (a shortcut around the rules)."""
 
 
 def _generic_flags(profile: Profile) -> str:
@@ -175,7 +186,7 @@ def _normal() -> str:
 A clear_legitimate transaction is an established customer (account >= 30 days, >= 5 past transactions) buying in
 a category they usually buy in, within 0.15-5x their average amount, between {min(hours)}:00 and {max(hours)}:59
 local time, on a known device, at home or in a country covered by a travel notice, with a few transactions a
-day. Channels and codes match: TC-01/TC-05 in person, TC-12 recurring, TC-20/TC-21 online, ATM withdrawals are
+day; about half of them then carry one or two minor signals, as normal life does. Channels and codes match: TC-01/TC-05 in person, TC-12 recurring, TC-20/TC-21 online, ATM withdrawals are
 TC-01 on the atm channel; TC-07 and TC-33 appear in person, TC-44 only for crypto and money-transfer funding.
 
 {_table(["category", "channels", "typical customer average", "merchants (examples)"], rows)}"""
