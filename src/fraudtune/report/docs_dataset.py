@@ -186,8 +186,9 @@ def _normal() -> str:
 A clear_legitimate transaction is an established customer (account >= 30 days, >= 5 past transactions) buying in
 a category they usually buy in, within 0.15-5x their average amount, between {min(hours)}:00 and {max(hours)}:59
 local time, on a known device, at home or in a country covered by a travel notice, with a few transactions a
-day; about half of them then carry one or two minor signals, as normal life does. Channels and codes match: TC-01/TC-05 in person, TC-12 recurring, TC-20/TC-21 online, ATM withdrawals are
-TC-01 on the atm channel; TC-07 and TC-33 appear in person, TC-44 only for crypto and money-transfer funding.
+day; about half of them then carry one or two minor signals, as normal life does. Channels and codes match:
+TC-01/TC-05 in person, TC-12 recurring, TC-20/TC-21 online, ATM withdrawals are TC-01 on the atm channel; TC-07
+and TC-33 appear in person, TC-44 only for crypto and money-transfer funding.
 
 {_table(["category", "channels", "typical customer average", "merchants (examples)"], rows)}"""
 
