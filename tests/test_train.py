@@ -326,3 +326,20 @@ def test_a_fixed_mmap_threshold_gives_freed_blocks_back():
         out = subprocess.run([sys.executable, "-c", FRAGMENT, mode], capture_output=True, text=True, check=True)
         rss[mode] = float(out.stdout.split()[-1])
     assert rss["glibc"] - rss["fixed"] > 300, rss  # 398 MB of freed 2 MB blocks stay mapped without it
+
+
+def test_evidence_first_run_trains_scores_and_predicts(tmp_path):
+    """data.answer_order=evidence_first end to end on the tiny model: the data, the weighted loss, validation
+    accuracy read after the written evidence, and SPEC records from the adapter."""
+    import fraudtune
+
+    cfg = tiny_config("data.answer_order=evidence_first", "train.flag_weight=3", "train.epochs=1")
+    train(cfg, tmp_path)
+    answer = read_jsonl(tmp_path / paths.DATA_DIR / "train.jsonl")[0]["messages"][-1]["content"]
+    assert answer.startswith("Red Flags: [")
+    scored = [row for row in read_jsonl(tmp_path / paths.METRICS) if "val_accuracy" in row]
+    assert scored and 0 <= scored[-1]["val_accuracy"] <= 1
+    txns = [m["transaction"] for m in read_jsonl(tmp_path / paths.DATA_DIR / "test.meta.jsonl")][:2]
+    records = fraudtune.load(tmp_path / paths.ADAPTER_DIR).predict(txns, explain=False)
+    assert [r["transaction_id"] for r in records] == [t["transaction_id"] for t in txns]
+    assert all(r["label"] in ("FRAUD", "LEGITIMATE") and 0 <= r["fraud_probability"] <= 1 for r in records)

@@ -161,8 +161,12 @@ def _subset(items: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, An
 # ---------------------------------------------------------------- one model's measurements
 
 
-def measure(model: Any, tokenizer: Any, sets: ProbeSets, cfg: RunConfig, profile: Profile) -> dict[str, Any]:
-    """Per-item results of one model on every probe set, and the seconds each took (cross-model: cross_measure)."""
+def measure(
+    model: Any, tokenizer: Any, sets: ProbeSets, cfg: RunConfig, profile: Profile, answer_order: str = "verdict_first"
+) -> dict[str, Any]:
+    """Per-item results of one model on every probe set, and the seconds each took (cross-model: cross_measure).
+
+    answer_order: where the model writes its verdict (the fine-tuned model: the run's data.answer_order)."""
     fc, bs = cfg.forgetting, cfg.forgetting.batch_size
     probes_to_run = {
         "general_knowledge": lambda: probes.questions(
@@ -173,7 +177,9 @@ def measure(model: Any, tokenizer: Any, sets: ProbeSets, cfg: RunConfig, profile
             model, tokenizer, sets.reasoning, probes.REASONING_PROMPT, "last", fc.max_new_tokens, bs
         ),
         "language": lambda: probes.language(model, tokenizer, sets.language, fc.long_max_new_tokens, bs),
-        "fraud": lambda: probes.fraud_predictions(model, tokenizer, sets.fraud, profile, bs),
+        "fraud": lambda: probes.fraud_predictions(
+            model, tokenizer, sets.fraud, profile, bs, answer_order, cfg.eval.max_new_tokens
+        ),
         "fraud_plus_general": lambda: probes.fraud_plus_general(
             model, tokenizer, sets.fraud_plus_general, profile, fc.long_max_new_tokens, bs
         ),
@@ -270,7 +276,7 @@ def evaluate_pair(
             before = measure(model, pair.tokenizer, sets, cfg, profile)
     log.info("forgetting: measuring the fine-tuned model")
     with pair.after() as model:
-        after = measure(model, pair.tokenizer, sets, cfg, profile)
+        after = measure(model, pair.tokenizer, sets, cfg, profile, cfg.data.answer_order)
     began_cross = time.perf_counter()
     cross = cross_measure(pair, sets, before, after, cfg)
     timing = {  # keys avoid before/after: readers take any dict holding both for a metric

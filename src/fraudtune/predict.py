@@ -119,17 +119,43 @@ def fraud_probabilities(
     batch_size: int = 16,
     progress: bool = False,
     reuse_prefix: bool = True,
-    answer_ids: list[list[int]] | None = None,
+    answer_order: str = "verdict_first",
+    max_evidence_tokens: int = 192,
 ) -> tuple[list[float], list[int]]:
-    """P(FRAUD) from the two label tokens' next-token probabilities, renormalised; and prompt token counts.
-
-    `answer_ids`: the answer tokens written before the verdict (evidence first), appended to each prompt."""
-    fraud_id, legit_id = label_token_ids(tokenizer)
-    logits, lengths = last_token_logits(
-        model, tokenizer, [prompt_text(c, tokenizer) for c in chats], batch_size, progress, reuse_prefix, answer_ids
+    """P(FRAUD) from the two label tokens' next-token probabilities at the verdict, renormalised; and prompt token
+    counts. Evidence first, the flags and score are written greedily first (verdict_scores)."""
+    probs, lengths, _ = verdict_scores(
+        model, tokenizer, chats, batch_size, progress, reuse_prefix, answer_order, max_evidence_tokens
     )
+    return probs, lengths
+
+
+def verdict_scores(
+    model: Any,
+    tokenizer: Any,
+    chats: list[list[dict[str, str]]],
+    batch_size: int,
+    progress: bool,
+    reuse_prefix: bool,
+    answer_order: str,
+    max_evidence_tokens: int,
+) -> tuple[list[float], list[int], list[dict[str, Any]] | None]:
+    """fraud_probabilities, plus the evidence an evidence-first answer wrote before its verdict: the flags and the
+    risk-score line with its newline (generation stops there, so the next token is the verdict; an answer that
+    never writes the score line within the token limit is read where it stopped)."""
+    evidence = None
+    if answer_order == "evidence_first":
+        evidence = generate_answers(
+            model, tokenizer, chats, max_evidence_tokens, batch_size, progress=progress, until_verdict=True
+        )
+    fraud_id, legit_id = label_token_ids(tokenizer)
+    prompts = [prompt_text(c, tokenizer) for c in chats]
+    suffixes = [e["ids"] for e in evidence] if evidence else None
+    logits, lengths = last_token_logits(model, tokenizer, prompts, batch_size, progress, reuse_prefix, suffixes)
+    if evidence:
+        lengths = [n - len(e["ids"]) for n, e in zip(lengths, evidence, strict=True)]
     pair = torch.log_softmax(logits[:, [fraud_id, legit_id]], dim=-1)
-    return pair[:, 0].exp().tolist(), lengths
+    return pair[:, 0].exp().tolist(), lengths, evidence
 
 
 @torch.no_grad()
@@ -229,10 +255,16 @@ class Predictor:
         """Label and fraud_probability from the verdict token: one forward pass per transaction, after the
         greedily written flags and score when the model answers evidence first (those are returned too)."""
         began = time.perf_counter()
-        chats = self.chats(transactions)
-        evidence = self.evidence(chats, batch_size, progress) if self.answer_order == "evidence_first" else None
-        answer_ids = [e["ids"] for e in evidence] if evidence else None
-        probs, lengths = fraud_probabilities(self.model, self.tokenizer, chats, batch_size, progress, True, answer_ids)
+        probs, lengths, evidence = verdict_scores(
+            self.model,
+            self.tokenizer,
+            self.chats(transactions),
+            batch_size,
+            progress,
+            True,
+            self.answer_order,
+            self.max_new_tokens,
+        )
         per_ms = (time.perf_counter() - began) * 1000 / max(1, len(transactions))
         records = [
             {
@@ -245,19 +277,11 @@ class Predictor:
         ]
         for record, e in zip(records, evidence or [], strict=False):
             risk_score, red_flags, error = parse_evidence(e["text"], self.profile)
-            record.update(prompt_tokens=record["prompt_tokens"] - len(e["ids"]), completion_tokens=len(e["ids"]) + 1)
             record.update(risk_score=risk_score, red_flags=red_flags, evidence=e["text"])
+            record.update(completion_tokens=len(e["ids"]) + 1)
             if error:
                 record["error"] = error
         return records
-
-    def evidence(self, chats: list[list[dict[str, str]]], batch_size: int, progress: bool) -> list[dict[str, Any]]:
-        """Evidence-first answers written greedily up to the verdict: the flags and the risk-score line with its
-        newline (generation stops there, so the next token is the verdict; an answer that never writes the score
-        line within the token limit is read where it stopped, and its record says so)."""
-        return generate_answers(
-            self.model, self.tokenizer, chats, self.max_new_tokens, batch_size, progress=progress, until_verdict=True
-        )
 
     def explain(
         self,

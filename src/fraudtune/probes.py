@@ -292,13 +292,29 @@ def language(model: Any, tokenizer: Any, tasks: list, max_new_tokens: int, batch
     }
 
 
-def fraud_predictions(model: Any, tokenizer: Any, rows: list, profile: Any, batch_size: int) -> np.ndarray:
-    """Rows of (predicted FRAUD, truly FRAUD) from the label tokens' next-token probabilities (the predictor's)."""
+def fraud_predictions(
+    model: Any,
+    tokenizer: Any,
+    rows: list,
+    profile: Any,
+    batch_size: int,
+    answer_order: str = "verdict_first",
+    max_evidence_tokens: int = 192,
+) -> np.ndarray:
+    """Rows of (predicted FRAUD, truly FRAUD) from the verdict token's probability (the predictor's)."""
     from fraudtune.data.chat import to_messages
     from fraudtune.predict import fraud_probabilities
 
     chats = [to_messages(r["transaction"], profile) for r in rows]
-    probs, _ = fraud_probabilities(model, tokenizer, chats, batch_size, progress=len(rows) > batch_size)
+    probs, _ = fraud_probabilities(
+        model,
+        tokenizer,
+        chats,
+        batch_size,
+        progress=len(rows) > batch_size,
+        answer_order=answer_order,
+        max_evidence_tokens=max_evidence_tokens,
+    )
     return np.array([(float(p >= 0.5), float(r["label"] == "FRAUD")) for p, r in zip(probs, rows, strict=True)])
 
 

@@ -147,12 +147,21 @@ def adapter_probabilities(cfg: RunConfig, adapter_dir: Path, chats: list[list[di
     base, tokenizer = load_base(cfg.model)
     model = PeftModel.from_pretrained(base, adapter_dir)
     model.eval()
-    probs, _ = fraud_probabilities(model, tokenizer, [c[:-1] for c in chats], cfg.train.eval_batch_size)
+    probs, _ = fraud_probabilities(
+        model,
+        tokenizer,
+        [c[:-1] for c in chats],
+        cfg.train.eval_batch_size,
+        answer_order=cfg.data.answer_order,
+        max_evidence_tokens=cfg.eval.max_new_tokens,
+    )
     return probs
 
 
 def truths(chats: list[list[dict[str, str]]]) -> list[bool]:
-    return [c[-1]["content"].split("\n", 1)[0].strip().upper() == "FRAUD" for c in chats]
+    from fraudtune.data.chat import answer_label
+
+    return [answer_label(c[-1]["content"]) == "FRAUD" for c in chats]
 
 
 def probability_scores(probs: list[float], truth: list[bool]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from fraudtune import paths
 from fraudtune.config import RunConfig, config_to_dict, load_config
+from fraudtune.data.chat import answer_label
 from fraudtune.dropout import use_fast_dropout
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import (
@@ -508,14 +509,21 @@ class ValidationScorer(TrainerCallback):
     def __init__(self, run_dir: Path, tokenizer: Any, chats: list, cfg: RunConfig) -> None:
         self.path, self.tokenizer, self.cfg = run_dir / paths.METRICS, tokenizer, cfg
         self.prompts = [c[:-1] for c in chats]
-        self.truth = [c[-1]["content"].split("\n", 1)[0].strip().upper() == "FRAUD" for c in chats]
+        self.truth = [answer_label(c[-1]["content"]) == "FRAUD" for c in chats]
 
     def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
         from fraudtune.predict import fraud_probabilities
 
         was_training = model.training
         model.eval()
-        probs, _ = fraud_probabilities(model, self.tokenizer, self.prompts, self.cfg.train.eval_batch_size)
+        probs, _ = fraud_probabilities(
+            model,
+            self.tokenizer,
+            self.prompts,
+            self.cfg.train.eval_batch_size,
+            answer_order=self.cfg.data.answer_order,
+            max_evidence_tokens=self.cfg.eval.max_new_tokens,
+        )
         model.train(was_training)
         scores = classification_scores(self.truth, [p >= 0.5 for p in probs])
         if metrics is not None:

@@ -183,6 +183,14 @@ _FLAGS = re.compile(r"^\s*red\s*flags\s*:\s*\[(.*)\]\s*$", re.IGNORECASE | re.MU
 _REASON = re.compile(r"^\s*reasoning\s*:\s*(.*)", re.IGNORECASE | re.MULTILINE | re.DOTALL)
 
 
+def answer_label(text: str) -> str | None:
+    """The verdict of an answer in either order: its first line, or (evidence first) the label line before the
+    reasoning."""
+    reason = _REASON.search(text)
+    label = _LABEL.match(text) or _LABEL_LINE.search(text, 0, reason.start() if reason else len(text))
+    return label.group(1).upper() if label else None
+
+
 def parse_answer(text: str, profile: Profile) -> ParsedAnswer:
     """Assistant text -> label, score, flag codes. Tolerates case and whitespace; reports what it can't read."""
     out = ParsedAnswer()
@@ -190,12 +198,10 @@ def parse_answer(text: str, profile: Profile) -> ParsedAnswer:
         out.error = "empty answer"
         return out
     problems = []
-    reason = _REASON.search(text)
-    label = _LABEL.match(text) or _LABEL_LINE.search(text, 0, reason.start() if reason else len(text))
-    if label:
-        out.label = label.group(1).upper()
-    else:
+    out.label = answer_label(text)
+    if out.label is None:
         problems.append("no FRAUD/LEGITIMATE label line")
+    reason = _REASON.search(text)
     score = _SCORE.search(text)
     if score and 0 <= int(score.group(1)) <= 100:
         out.risk_score = int(score.group(1))

@@ -138,7 +138,14 @@ def fine_tuned_probabilities(predictor: Any, batch_size: int) -> ProbabilityFn:
         if predictor.system_prompt is not None:
             for chat in chats:
                 chat[0]["content"] = predictor.system_prompt
-        return fraud_probabilities(predictor.model, predictor.tokenizer, chats, batch_size)[0]
+        return fraud_probabilities(
+            predictor.model,
+            predictor.tokenizer,
+            chats,
+            batch_size,
+            answer_order=predictor.answer_order,
+            max_evidence_tokens=predictor.max_new_tokens,
+        )[0]
 
     return run
 
