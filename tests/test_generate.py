@@ -268,6 +268,14 @@ def test_cli_generate(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert summary["n"] == 40 and summary["seed"] == 3
 
 
+def test_cli_generate_rule_min(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["data", "generate", "--out", str(tmp_path), "--n", "40", "--rule-min", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    card = json.loads((tmp_path / "data_card.json").read_text())
+    assert summary["rule_min"] == card["rule_min"] == 2 and summary["n"] > 40
+    assert min(cell["positives"] for cell in card["train_coverage"].values()) >= 2
+
+
 def test_too_few_examples(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(FraudtuneError, match="need at least 8"):
         generate(tmp_path, DEMO_PROFILE, n=7, seed=1)

@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=None, help="number of examples (default: data.n)")
     p.add_argument("--seed", type=int, default=None, help="generator seed (default: data.seed)")
     p.add_argument("--profile", type=Path, default=None, help="issuer profile YAML (default: data.profile)")
+    p.add_argument(
+        "--rule-min",
+        type=int,
+        default=None,
+        help="every company rule and blacklisted id at least this often in train, with near misses (data.rule_min)",
+    )
     _config_args(p, run_dir=False)
     p.set_defaults(func=_data_generate)
     p = data.add_parser("validate", help="check a chat JSONL file (or a data folder) and report")
@@ -158,6 +164,8 @@ def _data_generate(args: argparse.Namespace) -> int:
     from fraudtune.data.generate import generate
 
     cfg = _cfg(args)
+    if args.rule_min is not None:
+        cfg.data.rule_min = args.rule_min
     summary = generate(
         args.out,
         profile_path=args.profile or cfg.data.profile,
