@@ -44,6 +44,16 @@ def test_study_trains_each_setting_and_judges_all_on_one_test_set(tiny_cfg, tmp_
         b, c = result["mcnemar_vs_gradient_boosting"]["b"], result["mcnemar_vs_gradient_boosting"]["c"]
         assert 0 <= b + c <= 60
 
+    # --finished-only reports what is judged and lists the rest as pending, training nothing
+    cfg.study.settings = {**SETTINGS, "later": ["data.n=48", "train.epochs=1"]}
+    config.write_text(json.dumps(cfg.model_dump(mode="json")))
+    assert main(["study", "--config", str(config), "--run-dir", str(run_dir), "--finished-only"]) == 0
+    assert "- `later` (not trained yet): `data.n=48 train.epochs=1`" in capsys.readouterr().out
+    assert not (run_dir / "later").exists()
+    assert json.loads((run_dir / paths.STUDY_JSON).read_text())["pending"] == {"later": ["data.n=48", "train.epochs=1"]}
+    cfg.study.settings = SETTINGS
+    config.write_text(json.dumps(cfg.model_dump(mode="json")))
+
     # resumable: a second call trains nothing and reads every setting back
     adapter = run_dir / "small" / paths.ADAPTER_DIR / "adapter_model.safetensors"
     before = adapter.stat().st_mtime_ns

@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="the knowledge study: train each setting, judge all on one fresh test set")
     _config_args(p)
     p.add_argument("--docs", action="store_true", help="also copy the results to docs/results/")
+    p.add_argument("--finished-only", action="store_true", help="train nothing: report the settings judged so far")
     p.set_defaults(func=_study)
 
     p = sub.add_parser("roi", help="cost-benefit analysis from measured tokens and times")
@@ -267,7 +268,8 @@ def _study(args: argparse.Namespace) -> int:
     from fraudtune.study import render_markdown, study
 
     cfg = _cfg(args)
-    summary = study(cfg, _run_dir(args, cfg), docs_dir=Path("docs/results") if args.docs else None)
+    docs = Path("docs/results") if args.docs else None
+    summary = study(cfg, _run_dir(args, cfg), docs_dir=docs, finished_only=args.finished_only)
     print(render_markdown(summary))
     return 0
 

@@ -40,38 +40,58 @@ SLICES = (
 )
 
 
-def study(cfg: RunConfig, run_dir: Path, docs_dir: Path | None = None) -> dict[str, Any]:
+def study(cfg: RunConfig, run_dir: Path, docs_dir: Path | None = None, finished_only: bool = False) -> dict[str, Any]:
     """Train and judge every setting of cfg.study, then write the study's table and chart.
 
     Args:
         cfg: the study's config: its `study` section lists the settings, the rest is what they override.
         run_dir: the study folder; each setting trains in RUN/<name>/.
         docs_dir: if given, the json/md/png results are copied there too (docs/results).
+        finished_only: train nothing; report the settings judged so far and list the others as pending.
     """
     run_dir = Path(run_dir)
     if not cfg.study.settings:
         raise FraudtuneError("study.settings: no settings; give name: [key=value, ...] pairs in the config")
     profile = load_profile(cfg.data.profile)
     test = study_test_set(cfg, run_dir)
-    results = {}
+    results, pending = {}, {}
     for i, (name, overrides) in enumerate(cfg.study.settings.items(), 1):
+        if finished_only and not (run_dir / name / paths.STUDY_RESULT).exists():
+            pending[name] = overrides
+            continue
         log.info("study: setting %d/%d: %s (%s)", i, len(cfg.study.settings), name, " ".join(overrides) or "base")
         results[name] = run_setting(cfg, run_dir, name, overrides, test, profile)
+        _write_summary(cfg, run_dir, test, profile, results, pending)  # readable while the next one trains
+    summary = _write_summary(cfg, run_dir, test, profile, results, pending)
+    if docs_dir is not None:
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        for name in (paths.STUDY_JSON, paths.STUDY_MD, paths.STUDY_CHART):
+            shutil.copyfile(run_dir / name, docs_dir / name)
+    return summary
+
+
+def _write_summary(
+    cfg: RunConfig,
+    run_dir: Path,
+    test: TestSet,
+    profile: Profile,
+    results: dict[str, Any],
+    pending: dict[str, list[str]],
+) -> dict[str, Any]:
+    """RUN/knowledge_study.json, .md and .png from the settings judged so far."""
     engine = judge(rules_engine(test.transactions, profile), test.rows, profile)
     engine.pop("correct")
     summary = {
         "test": {**test.info, "n": len(test.rows)},
         "rules_engine": engine,
         "settings": results,
+        "pending": pending,
         "config": config_to_dict(cfg),
     }
     write_json(run_dir / paths.STUDY_JSON, summary)
     write_text_atomic(run_dir / paths.STUDY_MD, render_markdown(summary))
-    write_chart(summary, run_dir / paths.STUDY_CHART)
-    if docs_dir is not None:
-        docs_dir.mkdir(parents=True, exist_ok=True)
-        for name in (paths.STUDY_JSON, paths.STUDY_MD, paths.STUDY_CHART):
-            shutil.copyfile(run_dir / name, docs_dir / name)
+    if results:
+        write_chart(summary, run_dir / paths.STUDY_CHART)
     return summary
 
 
@@ -199,8 +219,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
             f"{r['mcnemar_vs_gradient_boosting']['p']:.3g}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    first = next(iter(summary["settings"].values()))
-    sizes = ", ".join(f"{s} n={first['fine_tuned']['slices'][s]['n']}" for s in SLICES)
+    first = next(iter(summary["settings"].values()), None)
+    sizes = ", ".join(f"{s} n={first['fine_tuned']['slices'][s]['n']}" for s in SLICES) if first else "–"
     engine = summary["rules_engine"]
     lines += [
         "",
@@ -212,6 +232,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
         *(
             f"- `{name}`: `{' '.join(r['overrides']) or '(the base config)'}`"
             for name, r in summary["settings"].items()
+        ),
+        *(
+            f"- `{name}` (not trained yet): `{' '.join(o) or '(the base config)'}`"
+            for name, o in summary["pending"].items()
         ),
         "",
         "## Rule-only accuracy per rule (fine-tuned)",
