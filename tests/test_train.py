@@ -10,6 +10,7 @@ from conftest import tiny_config
 from safetensors.torch import load_file
 
 from fraudtune import paths
+from fraudtune.errors import FraudtuneError
 from fraudtune.files import read_jsonl
 from fraudtune.tokens import IGNORE_INDEX, encode_example
 from fraudtune.train import EarlyStopping, EpochCheckpoints, select_best, train
@@ -343,3 +344,15 @@ def test_evidence_first_run_trains_scores_and_predicts(tmp_path):
     records = fraudtune.load(tmp_path / paths.ADAPTER_DIR).predict(txns, explain=False)
     assert [r["transaction_id"] for r in records] == [t["transaction_id"] for t in txns]
     assert all(r["label"] in ("FRAUD", "LEGITIMATE") and 0 <= r["fraud_probability"] <= 1 for r in records)
+
+
+def test_top_layers_adapts_only_the_upper_layers():
+    from fraudtune.train import build_model
+
+    model, _ = build_model(tiny_config("model.tiny_layers=4", "lora.top_layers=2"))
+    adapted = sorted(
+        {int(n.split(".layers.")[1].split(".")[0]) for n, p in model.named_parameters() if p.requires_grad}
+    )
+    assert adapted == [2, 3]
+    with pytest.raises(FraudtuneError, match=r"lora.top_layers \(5\) > the model's 4 layers"):
+        build_model(tiny_config("model.tiny_layers=4", "lora.top_layers=5"))

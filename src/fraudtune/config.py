@@ -76,6 +76,12 @@ class LoraConfig(Section):
         ["q_proj", "v_proj"], description="Modules that get adapters, or 'all-linear'."
     )
     bias: Literal["none", "all", "lora_only"] = Field("none", description="Which biases train.")
+    top_layers: int = Field(
+        0,
+        ge=0,
+        description="Adapt only the top N decoder layers (0: all): backward then stops below them, so a step costs "
+        "less; the frozen lower layers still feed them.",
+    )
 
 
 class TrainConfig(Section):

@@ -233,6 +233,9 @@ def build_model(cfg: RunConfig) -> tuple[Any, Any]:
         return model, tokenizer
     from peft import LoraConfig, get_peft_model
 
+    n_layers = model.config.num_hidden_layers
+    if cfg.lora.top_layers > n_layers:
+        raise FraudtuneError(f"lora.top_layers ({cfg.lora.top_layers}) > the model's {n_layers} layers")
     lora = LoraConfig(
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
@@ -240,6 +243,7 @@ def build_model(cfg: RunConfig) -> tuple[Any, Any]:
         target_modules=cfg.lora.target_modules,
         bias=cfg.lora.bias,
         task_type="CAUSAL_LM",
+        layers_to_transform=list(range(n_layers - cfg.lora.top_layers, n_layers)) if cfg.lora.top_layers else None,
     )
     model = get_peft_model(model, lora)
     if cfg.train.fast_dropout:
