@@ -236,11 +236,17 @@ def build_model(cfg: RunConfig) -> tuple[Any, Any]:
     n_layers = model.config.num_hidden_layers
     if cfg.lora.top_layers > n_layers:
         raise FraudtuneError(f"lora.top_layers ({cfg.lora.top_layers}) > the model's {n_layers} layers")
+    targets = cfg.lora.target_modules
+    if cfg.lora.top_layers and targets == "all-linear":  # PEFT takes a layer subset only with named modules
+        head = model.get_output_embeddings()
+        targets = sorted(
+            {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m is not head}
+        )
     lora = LoraConfig(
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
         lora_dropout=cfg.lora.dropout,
-        target_modules=cfg.lora.target_modules,
+        target_modules=targets,
         bias=cfg.lora.bias,
         task_type="CAUSAL_LM",
         layers_to_transform=list(range(n_layers - cfg.lora.top_layers, n_layers)) if cfg.lora.top_layers else None,
