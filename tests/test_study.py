@@ -51,6 +51,11 @@ def test_study_trains_each_setting_and_judges_all_on_one_test_set(tiny_cfg, tmp_
     assert "- `later` (not trained yet): `data.n=48 train.epochs=1`" in capsys.readouterr().out
     assert not (run_dir / "later").exists()
     assert json.loads((run_dir / paths.STUDY_JSON).read_text())["pending"] == {"later": ["data.n=48", "train.epochs=1"]}
+    # --only trains the named settings and no others; an unknown name is refused
+    assert main(["study", "--config", str(config), "--run-dir", str(run_dir), "--only", "small"]) == 0
+    assert not (run_dir / "later").exists() and "`later` (not trained yet)" in capsys.readouterr().out
+    assert main(["study", "--config", str(config), "--run-dir", str(run_dir), "--only", "nope"]) == 1
+    assert "study --only: no setting ['nope']" in capsys.readouterr().err
     cfg.study.settings = SETTINGS
     config.write_text(json.dumps(cfg.model_dump(mode="json")))
 

@@ -40,7 +40,13 @@ SLICES = (
 )
 
 
-def study(cfg: RunConfig, run_dir: Path, docs_dir: Path | None = None, finished_only: bool = False) -> dict[str, Any]:
+def study(
+    cfg: RunConfig,
+    run_dir: Path,
+    docs_dir: Path | None = None,
+    finished_only: bool = False,
+    only: list[str] | None = None,
+) -> dict[str, Any]:
     """Train and judge every setting of cfg.study, then write the study's table and chart.
 
     Args:
@@ -48,15 +54,20 @@ def study(cfg: RunConfig, run_dir: Path, docs_dir: Path | None = None, finished_
         run_dir: the study folder; each setting trains in RUN/<name>/.
         docs_dir: if given, the json/md/png results are copied there too (docs/results).
         finished_only: train nothing; report the settings judged so far and list the others as pending.
+        only: train these settings (in the config's order) and no others; the others are reported if judged.
     """
     run_dir = Path(run_dir)
     if not cfg.study.settings:
         raise FraudtuneError("study.settings: no settings; give name: [key=value, ...] pairs in the config")
+    unknown = sorted(set(only or []) - set(cfg.study.settings))
+    if unknown:
+        raise FraudtuneError(f"study --only: no setting {unknown}; the config has {list(cfg.study.settings)}")
     profile = load_profile(cfg.data.profile)
     test = study_test_set(cfg, run_dir)
     results, pending = {}, {}
     for i, (name, overrides) in enumerate(cfg.study.settings.items(), 1):
-        if finished_only and not (run_dir / name / paths.STUDY_RESULT).exists():
+        skip = finished_only or (only is not None and name not in only)
+        if skip and not (run_dir / name / paths.STUDY_RESULT).exists():
             pending[name] = overrides
             continue
         log.info("study: setting %d/%d: %s (%s)", i, len(cfg.study.settings), name, " ".join(overrides) or "base")
