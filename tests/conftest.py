@@ -58,3 +58,13 @@ def tiny_run_copy(trained_tiny_run, tmp_path) -> Path:
     target = tmp_path / "run"
     shutil.copytree(trained_tiny_run, target)
     return target
+
+
+SLOW_TIMEOUT_S = 3600  # a real-model test trains or scores for minutes on two CPU cores
+
+
+def pytest_collection_modifyitems(config, items):
+    """`slow` tests get a longer per-test timeout than the default run's (pyproject: timeout)."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))

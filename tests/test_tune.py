@@ -26,7 +26,7 @@ from fraudtune.cli import main
 from fraudtune.config import load_config
 from fraudtune.files import append_jsonl, read_json, write_json
 from fraudtune.paths import REPO_ROOT
-from fraudtune.tune import apply_budget, tune
+from fraudtune.tune import apply_budget, choices, tune
 from fraudtune.tune_storage import open_study
 from fraudtune.tune_trial import PruningCallback
 
@@ -165,18 +165,27 @@ def test_killed_trial_is_retried_from_its_last_checkpoint(tmp_path, fake_train):
     assert next(t for t in result["trials"] if t["number"] == 1)["resumed_from"] == 0
 
 
-def test_a_worker_killed_before_its_first_heartbeat_does_not_stall_the_study(tmp_path, fake_train):
-    """A trial created and planned, but killed before it suggested or beat once: optuna's stale check cannot see
-    it; the resumed study fails it after the grace period and trains its point (it once waited forever)."""
+@pytest.mark.parametrize("suggested", [False, True])
+def test_a_worker_killed_before_its_first_heartbeat_does_not_stall_the_study(tmp_path, fake_train, suggested):
+    """A trial created and planned, but killed before it beat once (before or after suggesting its parameters,
+    while the heartbeat thread waited for the database): optuna's stale check cannot see it; the resumed study
+    fails it after the grace period and trains its point (it once waited forever)."""
     run_dir = grid_run(tmp_path)
     cfg = grid_cfg("tune.ranks=[4]", "tune.lrs=[]", "tune.epochs=[]")
     study = open_study(cfg, run_dir, "grid")
     killed = study.ask()
     study._storage.set_trial_system_attr(killed._trial_id, "planned", {"r": 4})
+    if suggested:
+        point = {"r": 4}
+        for key, values in choices(cfg).items():
+            dist = optuna.distributions.CategoricalDistribution(values)
+            study._storage.set_trial_param(killed._trial_id, key, values.index(point[key]), dist)
+        assert study.trials[0].params == point
     began = time.monotonic()
     result = tune(cfg, run_dir)
     assert 2 <= time.monotonic() - began < 60
-    assert {t["number"]: t["state"] for t in result["trials"]} == {1: "complete"}
+    killed_row = {0: "fail"} if suggested else {}  # a trial with parameters is listed, as failed
+    assert {t["number"]: t["state"] for t in result["trials"]} == {**killed_row, 1: "complete"}
     assert study.trials[0].state == optuna.trial.TrialState.FAIL
     assert [call[0] for call in fake_train.calls] == [{"r": 4, "lr": 2e-4, "epochs": 3}]
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 
 from fraudtune import paths
 from fraudtune.config import RunConfig
@@ -92,16 +93,21 @@ def make_pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:
 
 
 def fail_unstarted_trials(study: optuna.Study, grace_seconds: float) -> int:
-    """RUNNING trials older than the grace period that never suggested their parameters -> FAIL.
+    """RUNNING trials older than the grace period that never recorded a heartbeat -> FAIL.
 
-    A live worker suggests its parameters first thing in the objective, so such a trial's worker died before
-    its first heartbeat; optuna's fail_stale_trials cannot see it, and a resumed study would wait for it forever.
-    Failed without an "error" attribute, its planned point counts as untried and is trained again.
+    A live worker records its trial's first heartbeat as it starts the objective, so such a trial's worker died
+    before that: between `ask` and the first beat, or after suggesting its parameters while the heartbeat thread
+    still waited for the database lock. optuna's fail_stale_trials only sees trials that beat at least once, and a
+    resumed study would wait for this one forever. Failed without an "error" attribute, its planned point counts
+    as untried and is trained again.
     """
+    beating = heartbeat_trial_ids(study)
+    if beating is None:  # not an RDB storage: no heartbeats, and no worker of another process to wait for
+        return 0
     now, failed = datetime.now(), 0
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         started = trial.datetime_start
-        if trial.params or started is None or (now - started).total_seconds() <= grace_seconds:
+        if trial._trial_id in beating or started is None or (now - started).total_seconds() <= grace_seconds:
             continue
         try:
             study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
@@ -109,3 +115,14 @@ def fail_unstarted_trials(study: optuna.Study, grace_seconds: float) -> int:
             continue
         failed += 1
     return failed
+
+
+def heartbeat_trial_ids(study: optuna.Study) -> set[int] | None:
+    """Ids of the trials that recorded at least one heartbeat (optuna's trial_heartbeats table); None: no RDB."""
+    storage = study._storage
+    storage = getattr(storage, "_backend", storage)  # _CachedStorage wraps the RDBStorage
+    engine = getattr(storage, "engine", None)
+    if engine is None:
+        return None
+    with engine.connect() as conn:
+        return {row[0] for row in conn.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))}
