@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from fraudtune.config import RunConfig, load_config  # noqa: E402
 from fraudtune.files import read_jsonl  # noqa: E402
-from fraudtune.tokens import collate, encode_example  # noqa: E402
+from fraudtune.modeling.tokens import collate, encode_example  # noqa: E402
 from fraudtune.train import answer_only_loss, build_model, precision  # noqa: E402
 
 GROUPS = {

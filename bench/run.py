@@ -53,7 +53,7 @@ def child(cmd: list[str], env: dict | None = None) -> tuple[dict, float, float]:
 
 def token_counts(train_file: Path, n: int, tokenizer) -> tuple[int, int]:
     """Tokens and answer tokens of the first n examples (what both trainers see per epoch)."""
-    from fraudtune.tokens import encode_example
+    from fraudtune.modeling.tokens import encode_example
 
     rows = read_jsonl(train_file)[:n]
     encoded = [encode_example(r["messages"], tokenizer, 512) for r in rows]
@@ -65,7 +65,7 @@ def val_loss(model_dir: Path, adapter: Path, val_file: Path) -> float:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from fraudtune.tokens import collate, encode_example
+    from fraudtune.modeling.tokens import collate, encode_example
     from fraudtune.train import answer_only_loss
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -99,7 +99,7 @@ def main() -> None:
 
 def run(args: argparse.Namespace) -> dict:
     from fraudtune.data.generate import generate
-    from fraudtune.models import load_tokenizer, smollm2_dir
+    from fraudtune.modeling.loading import load_tokenizer, smollm2_dir
 
     work = Path(tempfile.mkdtemp(prefix="fraudtune-bench-"))
     cfg = load_config(REPO / "configs" / "default.yaml")
@@ -234,7 +234,7 @@ def load_times(work: Path) -> dict:
     # transformers imports the model's modules lazily, on first use (~1.5 s here: Llama, masking -> torch._dynamo,
     # weight loading -> torch.distributed.tensor); they are import time, paid once per process, not loading
     code = (
-        "import json,time; t=time.perf_counter(); from fraudtune.models import load_base; "
+        "import json,time; t=time.perf_counter(); from fraudtune.modeling.loading import load_base; "
         "from fraudtune.config import ModelConfig; "
         "from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM; "
         "i=time.perf_counter(); load_base(ModelConfig()); "

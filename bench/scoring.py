@@ -10,7 +10,7 @@ from pathlib import Path
 
 import fraudtune
 from fraudtune.files import read_jsonl
-from fraudtune.predict import fraud_probabilities
+from fraudtune.modeling.inference import fraud_probabilities
 
 
 def score_rate(adapter: str, txns: list, precision: str, repeats: int = 3) -> tuple[float, list[float], object]:

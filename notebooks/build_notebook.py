@@ -78,7 +78,7 @@ tiny random Llama with SmolLM2's tokenizer.""",
     ),
     (
         "code",
-        """from fraudtune.models import load_base
+        """from fraudtune.modeling.loading import load_base
 
 base_model, tokenizer = load_base(cfg.model)
 base_params = sum(p.numel() for p in base_model.parameters())

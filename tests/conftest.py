@@ -29,7 +29,7 @@ def tiny_cfg() -> RunConfig:
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    from fraudtune.models import load_tokenizer
+    from fraudtune.modeling.loading import load_tokenizer
 
     return load_tokenizer()
 
@@ -37,7 +37,7 @@ def tokenizer():
 @pytest.fixture(scope="session")
 def tiny_model_dir():
     """2-layer random Llama with SmolLM2's vocabulary, saved like a real base model."""
-    from fraudtune.models import tiny_model_dir as build
+    from fraudtune.modeling.loading import tiny_model_dir as build
 
     return build(tiny_config().model)
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from fraudtune.dropout import LANES, FastDropout, use_fast_dropout
+from fraudtune.modeling.dropout import LANES, FastDropout, use_fast_dropout
 
 
 def test_drop_rate_scale_and_every_slice_fair():

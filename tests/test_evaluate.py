@@ -91,63 +91,78 @@ def test_roi_reads_the_measured_eval(evaluated):
 
 
 def test_prefix_cached_scoring_equals_a_full_forward_pass(trained_tiny_run):
+    import torch
+
     from fraudtune.evaluate.baselines import few_shot_examples, prompted_chats
-    from fraudtune.predict import fraud_probabilities, load
+    from fraudtune.modeling import inference
+    from fraudtune.predict import load
     from fraudtune.profile import load_profile
 
     predictor = load(trained_tiny_run / paths.ADAPTER_DIR)
+    model, tokenizer = predictor.model, predictor.tokenizer
     data = trained_tiny_run / paths.DATA_DIR
     train = read_jsonl(data / "train.jsonl"), read_jsonl(data / "train.meta.jsonl")
     metas = read_jsonl(data / "test.meta.jsonl") + read_jsonl(data / "val.meta.jsonl")
     profile = load_profile(tiny_config().data.profile)
     chats = prompted_chats([m["transaction"] for m in metas], profile, few_shot_examples(*train, 2, seed=0))
-    prompts = llm.encode_prompts(predictor.model, predictor.tokenizer, chats)
+    prompts = inference.encode_prompts(model, tokenizer, chats)
     assert prompts.prefix_len > 0.5 * min(len(ids) for ids in prompts.ids)  # the rulebook is shared
-    cached = llm.score(predictor.model, predictor.tokenizer, prompts, batch_size=3, progress=False)
-    full, lengths = fraud_probabilities(predictor.model, predictor.tokenizer, chats, batch_size=3)
-    assert cached == pytest.approx(full, abs=1e-5)
+    cached = llm.score(model, tokenizer, prompts, batch_size=3, progress=False)
+    whole, lengths = inference.fraud_probabilities(model, tokenizer, chats, batch_size=3, reuse_prefix=False)
+    assert cached == pytest.approx(whole, abs=1e-5)
     assert lengths == [len(ids) for ids in prompts.ids]
-    decoded = llm.decode(predictor.model, predictor.tokenizer, prompts, 0, 1, 4)
-    assert decoded.fraud_probability == pytest.approx(full[0], abs=1e-5) and decoded.completion_tokens[0] <= 4
-    sampled = llm.decode(predictor.model, predictor.tokenizer, prompts, 0, 3, 4, temperature=0.7, seed=5)
-    again = llm.decode(predictor.model, predictor.tokenizer, prompts, 0, 3, 4, temperature=0.7, seed=5)
-    assert len(sampled.texts) == 3 and sampled.texts == again.texts  # seeded sampling
+    fraud_id, legit_id = inference.label_token_ids(tokenizer)
+    for i in (0, len(chats) - 1):  # independent: the model's own forward pass over the whole prompt
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([prompts.ids[i]])).logits[0, -1]
+        assert cached[i] == pytest.approx(float(torch.softmax(logits[[fraud_id, legit_id]], -1)[0]), abs=1e-5)
+    (decoded,) = inference.generate(model, tokenizer, prompts, [0], 4)
+    assert decoded.fraud_probability == pytest.approx(whole[0], abs=1e-5) and decoded.completion_tokens <= 4
+    sampled = inference.generate(model, tokenizer, prompts, [0], 4, rows=3, temperature=0.7, seed=5)
+    again = inference.generate(model, tokenizer, prompts, [0], 4, rows=3, temperature=0.7, seed=5)
+    assert len(sampled) == 3 and [a.text for a in sampled] == [a.text for a in again]  # seeded sampling
 
 
 def test_batched_answers_equal_one_request_at_a_time(trained_tiny_run):
+    from fraudtune.modeling import inference
     from fraudtune.predict import load
     from fraudtune.profile import load_profile
 
     predictor = load(trained_tiny_run / paths.ADAPTER_DIR)
+    model, tokenizer = predictor.model, predictor.tokenizer
     metas = read_jsonl(trained_tiny_run / paths.DATA_DIR / "test.meta.jsonl")[:6]
-    prompts = llm.encode_prompts(
-        predictor.model, predictor.tokenizer, predictor.chats([m["transaction"] for m in metas])
-    )
+    chats = predictor.chats([m["transaction"] for m in metas])
+    prompts = inference.encode_prompts(model, tokenizer, chats)
     suffix_lengths = {len(ids) - prompts.prefix_len for ids in prompts.ids}
     assert len(suffix_lengths) > 1  # rows really are padded
-    alone = [llm.decode(predictor.model, predictor.tokenizer, prompts, i, 1, 12) for i in range(6)]
-    batched = llm.decode_batch(predictor.model, predictor.tokenizer, prompts, list(range(6)), 12)
+    alone = [inference.generate(model, tokenizer, prompts, [i], 12)[0] for i in range(6)]
+    batched = inference.generate(model, tokenizer, prompts, list(range(6)), 12)
     # tight: the random tiny model barely reacts to positions (off by the padding it moves ~2e-6, right ~3e-8)
     assert [b.fraud_probability for b in batched] == pytest.approx([d.fraud_probability for d in alone], abs=3e-7)
-    assert [b.tokens for b in batched] == [d.tokens[0] for d in alone]
-    assert [b.text for b in batched] == [d.texts[0] for d in alone]
+    assert [b.ids for b in batched] == [d.ids for d in alone]
+    assert [b.text for b in batched] == [d.text for d in alone]
     profile = load_profile(tiny_config().data.profile)
-    answers = llm.explain(
-        predictor.model, predictor.tokenizer, prompts, [4, 0, 2, 5], profile, 12, latency_n=2, batch_size=2
-    )
+    answers = llm.explain(model, tokenizer, prompts, [4, 0, 2, 5], profile, 12, latency_n=2, batch_size=2)
     assert list(answers) == [4, 0, 2, 5]
     assert [answers[i]["latency_ms"] is not None for i in answers] == [True, True, False, False]
-    assert [answers[i]["raw_text"] for i in answers] == [alone[i].texts[0] for i in (4, 0, 2, 5)]
+    assert [answers[i]["raw_text"] for i in answers] == [alone[i].text for i in (4, 0, 2, 5)]
+    # `fraudtune predict` explains through the same generation: its answers are these
+    from dataclasses import replace
+
+    explained = replace(predictor, max_new_tokens=12).explain([m["transaction"] for m in metas], batch_size=4)
+    assert [e["raw_text"] for e in explained] == [a.text for a in alone]
 
 
 def test_decision_and_prefix_helpers():
+    from fraudtune.modeling.inference import shared_prefix_length
+
     assert llm.decision_of("FRAUD\nRisk Score: 90") == "FRAUD"
     assert llm.decision_of("The answer: LEGITIMATE.") == "LEGITIMATE"
     assert llm.decision_of("FRAUDULENT-looking but fraud") is None
     assert llm.decision_of("Legitimate\nRisk Score: 50") == "LEGITIMATE"
     assert llm.decision_of("It is not legitimate, it is FRAUD") == "FRAUD"
-    assert llm.common_prefix_len([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
-    assert llm.common_prefix_len([[7, 8, 9]]) == 2  # one prompt keeps its last token to score
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert shared_prefix_length([[7, 8, 9]]) == 2  # one prompt keeps its last token to score
 
 
 def test_fresh_test_set_never_repeats_training_transactions(trained_tiny_run):

@@ -211,7 +211,7 @@ def test_general_instruction_pairs_are_kept_apart_from_the_test_questions():
 
 @needs_arc
 def test_benchmark_loader_reads_arc_and_scores_a_few_items(tokenizer):
-    from fraudtune.models import tiny_random_llama
+    from fraudtune.modeling.loading import tiny_random_llama
 
     items = load_questions(ARC, require_id=False)
     assert len(items) == 1000 and all(0 <= q["answer"] < len(q["choices"]) for q in items)

@@ -7,7 +7,7 @@ import copy
 import torch
 from transformers.cache_utils import DynamicLayer
 
-from fraudtune.kvcache import MIN_SPARE, GrowingLayer, growing_cache
+from fraudtune.modeling.kvcache import MIN_SPARE, GrowingLayer, growing_cache
 
 
 def _steps(layer, steps):
@@ -55,7 +55,7 @@ def test_an_appended_token_is_written_in_place():
 
 
 def test_growing_cache_replaces_the_model_full_attention_layers(tiny_cfg):
-    from fraudtune.models import load_base
+    from fraudtune.modeling.loading import load_base
 
     model, _ = load_base(tiny_cfg.model)
     cache = growing_cache(model)
@@ -65,8 +65,8 @@ def test_growing_cache_replaces_the_model_full_attention_layers(tiny_cfg):
 
 
 def test_generate_with_the_growing_cache_gives_the_default_answers(tiny_cfg):
-    from fraudtune.models import load_base
-    from fraudtune.tokens import prompt_text
+    from fraudtune.modeling.loading import load_base
+    from fraudtune.modeling.tokens import prompt_text
 
     model, tokenizer = load_base(tiny_cfg.model)
     chats = [[{"role": "user", "content": text}] for text in ("Is T-1 fraud?", "A much longer question about T-2 now.")]

@@ -11,8 +11,8 @@ import fraudtune
 from fraudtune import paths
 from fraudtune.cli import main
 from fraudtune.files import read_jsonl
-from fraudtune.predict import fraud_probabilities, label_token_ids, shared_prefix_length
-from fraudtune.tokens import prompt_text
+from fraudtune.modeling.inference import fraud_probabilities, label_token_ids, shared_prefix_length
+from fraudtune.modeling.tokens import prompt_text
 
 SPEC_KEYS = {
     "transaction_id",
@@ -52,7 +52,7 @@ def test_scores_do_not_depend_on_batching_or_padding(predictor, transactions):
 def test_probability_matches_a_plain_forward_pass(predictor, transactions):
     chat = predictor.chats(transactions[:1])
     (prob,), _ = fraud_probabilities(predictor.model, predictor.tokenizer, chat)
-    from fraudtune.tokens import prompt_text
+    from fraudtune.modeling.tokens import prompt_text
 
     ids = predictor.tokenizer(prompt_text(chat[0], predictor.tokenizer), add_special_tokens=False, return_tensors="pt")[
         "input_ids"
@@ -141,7 +141,7 @@ def test_shared_prefix_cache_gives_the_same_probabilities(predictor, transaction
 
 
 def test_bf16_inference_keeps_the_labels_and_auto_follows_the_hardware(trained_tiny_run, predictor, transactions):
-    from fraudtune.models import inference_dtype
+    from fraudtune.modeling.loading import inference_dtype
 
     fast = fraudtune.load(trained_tiny_run / paths.ADAPTER_DIR, precision="bf16")
     assert {p.dtype for p in fast.model.parameters()} == {torch.bfloat16}
@@ -152,8 +152,8 @@ def test_bf16_inference_keeps_the_labels_and_auto_follows_the_hardware(trained_t
 
 
 def test_auto_precision_and_a_bad_name(monkeypatch):
-    from fraudtune import models
     from fraudtune.errors import FraudtuneError
+    from fraudtune.modeling import loading as models
 
     monkeypatch.setattr(models.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(models, "cpu_has_fast_bf16", lambda: True)
@@ -169,7 +169,7 @@ def test_evidence_first_reads_the_verdict_after_the_written_evidence(predictor, 
     The tiny random model never writes a score line, so the evidence runs to the token limit and says so."""
     from dataclasses import replace
 
-    from fraudtune.predict import generate_answers
+    from fraudtune.modeling.inference import generate_answers
 
     evidence_first = replace(predictor, answer_order="evidence_first", max_new_tokens=6)
     records = evidence_first.score(transactions[:3], batch_size=2)
@@ -179,18 +179,15 @@ def test_evidence_first_reads_the_verdict_after_the_written_evidence(predictor, 
     for record, chat, answer in zip(records, chats, written, strict=True):
         prompt = predictor.tokenizer(prompt_text(chat, predictor.tokenizer), add_special_tokens=False)["input_ids"]
         with torch.no_grad():
-            logits = predictor.model(input_ids=torch.tensor([prompt + answer["ids"]])).logits[0, -1]
+            logits = predictor.model(input_ids=torch.tensor([prompt + answer.ids])).logits[0, -1]
         expected = torch.softmax(logits[[fraud_id, legit_id]], dim=-1)[0]
         assert record["fraud_probability"] == pytest.approx(float(expected), abs=1e-5)
         assert record["prompt_tokens"] == len(prompt) and "no 'Risk Score: 0-100' line" in record["error"]
 
 
-def test_generation_stops_after_the_score_line(tokenizer):
+def test_generation_stops_after_the_score_line():
     """The stopping rule of evidence-first scoring, per row: done once 'Risk Score: N' and its newline are out."""
-    from fraudtune.predict import _AfterEvidence
+    from fraudtune.modeling.inference import until_evidence
 
     rows = ["Red Flags: []\nRisk Score: 10\n", "Red Flags: [New device (first use)]\nRisk Score: 1", "Red Flags: ["]
-    ids = tokenizer(rows, add_special_tokens=False, padding=True, return_tensors="pt")["input_ids"]
-    prompt = torch.zeros((3, 2), dtype=torch.long) + tokenizer.pad_token_id
-    done = _AfterEvidence(tokenizer, 2)(torch.cat([prompt, ids], dim=1), None)
-    assert done.tolist() == [True, False, False]
+    assert [until_evidence(r) for r in rows] == [True, False, False]

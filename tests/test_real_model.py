@@ -9,8 +9,8 @@ import torch
 
 from fraudtune import paths
 from fraudtune.config import ModelConfig
-from fraudtune.models import load_base
-from fraudtune.predict import generate_answers
+from fraudtune.modeling.inference import generate_answers
+from fraudtune.modeling.loading import load_base
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def test_real_model_knows_the_capital_of_france():
     model, tokenizer = load_base(ModelConfig())
     chat = [[{"role": "user", "content": "What is the capital of France?"}]]
-    answer = generate_answers(model, tokenizer, chat, max_new_tokens=16)[0]["text"]
+    answer = generate_answers(model, tokenizer, chat, max_new_tokens=16)[0].text
     assert "Paris" in answer
 
 

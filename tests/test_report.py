@@ -167,7 +167,7 @@ def test_lora_arithmetic_of_the_seed_and_of_smollm2():
 
 
 def test_smollm2_shape_matches_the_cached_model():
-    from fraudtune.models import SMOLLM2_CACHE_NAME, cache_dir
+    from fraudtune.modeling.loading import SMOLLM2_CACHE_NAME, cache_dir
 
     folder = cache_dir() / SMOLLM2_CACHE_NAME
     if not (folder / "model.safetensors").exists():

@@ -28,8 +28,8 @@ from fraudtune.data.pii import find_pii
 from fraudtune.data.schema import validate_transaction
 from fraudtune.evaluate.injection import PAYLOADS, attack_of, flip_rate, injection_slice
 from fraudtune.files import read_jsonl
+from fraudtune.modeling.tokens import prompt_text
 from fraudtune.profile import load_profile
-from fraudtune.tokens import prompt_text
 
 SRC = paths.REPO_ROOT / "src" / "fraudtune"
 PROFILE = load_profile(DEMO_PROFILE)
@@ -84,7 +84,7 @@ def test_local_model_with_only_pickle_weights_is_refused(tiny_model_dir, tmp_pat
 def test_model_cache_ignores_a_planted_pickle(tiny_model_dir, tmp_path, monkeypatch):
     """A cache folder holding a pytorch_model.bin beside (or instead of) the safetensors never unpickles it."""
     from fraudtune.config import ModelConfig
-    from fraudtune.models import TOKENIZER_CACHE_NAME, cache_dir, load_base
+    from fraudtune.modeling.loading import TOKENIZER_CACHE_NAME, cache_dir, load_base
 
     shutil.copytree(cache_dir() / TOKENIZER_CACHE_NAME, tmp_path / TOKENIZER_CACHE_NAME)
     cached = tmp_path / tiny_model_dir.name
@@ -312,7 +312,7 @@ def tiny_injection(trained_tiny_run):
     from conftest import tiny_config
 
     from fraudtune.evaluate.injection import fine_tuned_probabilities, prompted_probabilities
-    from fraudtune.models import load_base
+    from fraudtune.modeling.loading import load_base
     from fraudtune.predict import load
 
     metas = read_jsonl(trained_tiny_run / paths.DATA_DIR / paths.DATASET_META)

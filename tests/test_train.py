@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from fraudtune import paths
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import read_jsonl
-from fraudtune.tokens import IGNORE_INDEX, encode_example
+from fraudtune.modeling.tokens import IGNORE_INDEX, encode_example
 from fraudtune.train import EarlyStopping, EpochCheckpoints, select_best, train
 
 EXPECTED_RUN_FILES = {
@@ -80,7 +80,7 @@ def test_lora_trains_adapter_and_leaves_base_weights(trained_tiny_run, tiny_mode
     lora_b = [v for k, v in adapter.items() if "lora_B" in k]
     assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # B starts at zero: any change means training happened
     assert not any("lora" not in k for k in adapter)  # the adapter file holds no base weights
-    from fraudtune.models import load_for_inference
+    from fraudtune.modeling.loading import load_for_inference
 
     model, _, _ = load_for_inference(trained_tiny_run / paths.ADAPTER_DIR, merge=False)
     base = load_file(tiny_model_dir / "model.safetensors")
@@ -234,7 +234,7 @@ def test_decision_weight_scales_only_the_first_answer_token():
     ],
 )
 def test_answer_weights_mark_the_verdict_and_the_flag_openings(tokenizer, answer: str, weighted: list) -> None:
-    from fraudtune.tokens import answer_weights
+    from fraudtune.modeling.tokens import answer_weights
 
     enc = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)
     weights = answer_weights(answer, enc["offset_mapping"], 10.0, 3.0)
@@ -271,7 +271,7 @@ def test_bf16_freezes_the_base_in_bf16_and_the_trainer_autocasts(tmp_path):
 
 
 def test_collate_rounds_the_batch_width_and_pads_with_ignored_labels():
-    from fraudtune.tokens import IGNORE_INDEX, collate
+    from fraudtune.modeling.tokens import IGNORE_INDEX, collate
 
     batch = [
         {"input_ids": [5] * 33, "labels": [IGNORE_INDEX] * 30 + [5] * 3},

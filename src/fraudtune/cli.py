@@ -114,9 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.add_argument("--docs", action="store_true", help="also copy the results to docs/results/")
     p.add_argument("--finished-only", action="store_true", help="train nothing: report the settings judged so far")
-    p.add_argument(
-        "--only", action="append", default=None, metavar="NAME", help="train only this setting (repeatable)"
-    )
+    p.add_argument("--only", action="append", default=None, metavar="NAME", help="train only this setting (repeatable)")
     p.set_defaults(func=_study)
 
     p = sub.add_parser("roi", help="cost-benefit analysis from measured tokens and times")

@@ -221,7 +221,7 @@ class ModelPair:
 
 def load_pair(adapter_dir: Path, base: Any | None = None) -> tuple[ModelPair, RunConfig]:
     """The run's model unmerged (LoRA: one model serves as both), or a full fine-tune beside its base model."""
-    from fraudtune.models import load_base, load_for_inference
+    from fraudtune.modeling.loading import load_base, load_for_inference
 
     tuned, tokenizer, run_cfg = load_for_inference(adapter_dir, merge=False)
     if hasattr(tuned, "disable_adapter"):
@@ -233,7 +233,7 @@ def load_pair(adapter_dir: Path, base: Any | None = None) -> tuple[ModelPair, Ru
 
 def cross_measure(pair: ModelPair, sets: ProbeSets, before: dict, after: dict, cfg: RunConfig) -> dict[str, Any]:
     """Numbers that need both models: corpus perplexity and KL, and both models' outputs scored by the base."""
-    from fraudtune.tokens import prompt_text
+    from fraudtune.modeling.tokens import prompt_text
 
     prompts = [prompt_text(probes.user_chat(probes.language_prompt(t)), pair.tokenizer) for t in sets.language]
     with pair.before() as base:

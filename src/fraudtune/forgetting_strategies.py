@@ -66,7 +66,7 @@ def forgetting_strategies(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     epoch, so a killed comparison resumes where it stopped.
     The base model is measured once: every strategy starts from it and sees the same probe sets.
     """
-    from fraudtune.models import load_base
+    from fraudtune.modeling.loading import load_base
     from fraudtune.train import train
 
     runs_dir = Path(run_dir) / STRATEGY_RUNS_DIR

@@ -49,7 +49,7 @@ def continuation_logprobs(
     Requests are sorted by length so each right-padded batch wastes little compute, and only the positions that
     predict a continuation token go through the 49k-word output layer.
     """
-    from fraudtune.predict import decoder_and_head
+    from fraudtune.modeling.inference import decoder_and_head
 
     decoder, head = decoder_and_head(model)
     device = device_of(model)
@@ -244,10 +244,10 @@ def user_chat(text: str) -> list[dict[str, str]]:
 
 def generate(model: Any, tokenizer: Any, chats: list, max_new_tokens: int, batch_size: int) -> list[str]:
     """Greedy answers through the predictor's batched generation (left padding, KV cache, stops at end of turn)."""
-    from fraudtune.predict import generate_answers
+    from fraudtune.modeling.inference import generate_answers
 
     answers = generate_answers(model, tokenizer, chats, max_new_tokens, batch_size, progress=len(chats) > batch_size)
-    return [a["text"] for a in answers]
+    return [a.text for a in answers]
 
 
 def is_right(text: str, item: dict[str, Any], pick: str = "first") -> bool:
@@ -303,7 +303,7 @@ def fraud_predictions(
 ) -> np.ndarray:
     """Rows of (predicted FRAUD, truly FRAUD) from the verdict token's probability (the predictor's)."""
     from fraudtune.data.chat import to_messages
-    from fraudtune.predict import fraud_probabilities
+    from fraudtune.modeling.inference import fraud_probabilities
 
     chats = [to_messages(r["transaction"], profile) for r in rows]
     probs, _ = fraud_probabilities(

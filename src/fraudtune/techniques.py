@@ -138,15 +138,15 @@ def score(cfg: RunConfig, adapter_dir: Path, chats: list[list[dict[str, str]]]) 
 
 
 def adapter_probabilities(cfg: RunConfig, adapter_dir: Path, chats: list[list[dict[str, str]]]) -> list[float]:
-    """P(FRAUD) per chat from the base model + one PEFT adapter folder (an epoch checkpoint or the export)."""
-    from peft import PeftModel
+    """P(FRAUD) per chat from the base model + one adapter: the run's checked export (manifest, safetensors) or
+    one of its epoch checkpoints (complete ones only), scored as `fraudtune predict` scores."""
+    from fraudtune.modeling.inference import fraud_probabilities
+    from fraudtune.modeling.loading import ADAPTER_RUN_CONFIG, load_checkpoint_for_inference, load_for_inference
 
-    from fraudtune.models import load_base
-    from fraudtune.predict import fraud_probabilities
-
-    base, tokenizer = load_base(cfg.model)
-    model = PeftModel.from_pretrained(base, adapter_dir)
-    model.eval()
+    if (Path(adapter_dir) / ADAPTER_RUN_CONFIG).exists():
+        model, tokenizer, _ = load_for_inference(Path(adapter_dir), merge=False)
+    else:
+        model, tokenizer = load_checkpoint_for_inference(cfg, Path(adapter_dir))
     probs, _ = fraud_probabilities(
         model,
         tokenizer,

@@ -25,7 +25,6 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from fraudtune import paths
 from fraudtune.config import RunConfig, config_to_dict, load_config
 from fraudtune.data.chat import answer_label
-from fraudtune.dropout import use_fast_dropout
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import (
     append_jsonl,
@@ -37,9 +36,10 @@ from fraudtune.files import (
     write_yaml,
 )
 from fraudtune.manifest import write_manifest
-from fraudtune.models import ADAPTER_RUN_CONFIG, cpu_has_fast_bf16, load_base
+from fraudtune.modeling.dropout import use_fast_dropout
+from fraudtune.modeling.loading import ADAPTER_RUN_CONFIG, cpu_has_fast_bf16, load_base
+from fraudtune.modeling.tokens import IGNORE_INDEX, collate, encode_example
 from fraudtune.runmeta import set_status
-from fraudtune.tokens import IGNORE_INDEX, collate, encode_example
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +330,7 @@ def supervised_logits(model: Any, inputs: dict[str, torch.Tensor], keep: torch.T
         mask[:, :-1] = keep
         out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], logits_to_keep=mask)
         return out.logits.float()
-    from fraudtune.predict import decoder_and_head
+    from fraudtune.modeling.inference import decoder_and_head
 
     decoder, head = decoder_and_head(model)
     hidden = decoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
@@ -522,7 +522,7 @@ class ValidationScorer(TrainerCallback):
         self.truth = [answer_label(c[-1]["content"]) == "FRAUD" for c in chats]
 
     def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
-        from fraudtune.predict import fraud_probabilities
+        from fraudtune.modeling.inference import fraud_probabilities
 
         was_training = model.training
         model.eval()

@@ -362,7 +362,7 @@ def _check_shortcuts(
 
 
 def _count_tokens(reports: list[FileReport], max_length: int, issues: list[Issue]) -> None:
-    from fraudtune.models import load_tokenizer
+    from fraudtune.modeling.loading import load_tokenizer
 
     tokenizer = load_tokenizer()
     for report in reports:

@@ -131,7 +131,7 @@ def _rates(before: list[float], mitigated: list[float], raw: list[float], thresh
 
 def fine_tuned_probabilities(predictor: Any, batch_size: int) -> ProbabilityFn:
     """P(FRAUD) from a fraudtune Predictor (the fine-tuned model's short prompt)."""
-    from fraudtune.predict import fraud_probabilities
+    from fraudtune.modeling.inference import fraud_probabilities
 
     def run(transactions: list[dict[str, Any]], sanitize: bool) -> list[float]:
         chats = [to_messages(t, predictor.profile, sanitize=sanitize) for t in transactions]
@@ -155,7 +155,8 @@ def prompted_probabilities(
 ) -> ProbabilityFn:
     """P(FRAUD) from the base model with the rulebook prompt and few-shot turns (as the prompted baseline)."""
     from fraudtune.evaluate.baselines import rulebook_text
-    from fraudtune.evaluate.llm import encode_prompts, score
+    from fraudtune.evaluate.llm import score
+    from fraudtune.modeling.inference import encode_prompts
 
     system = {"role": "system", "content": rulebook_text(profile)}
 
@@ -180,7 +181,7 @@ def injection_summary(
 
     import torch
 
-    from fraudtune.models import load_base
+    from fraudtune.modeling.loading import load_base
     from fraudtune.predict import load
 
     fraud = [r["transaction"] for r in rows if r["label"] == "FRAUD"]

@@ -170,7 +170,7 @@ def _injection(
 
 
 def _run_config(adapter_dir: Path) -> RunConfig:
-    from fraudtune.models import ADAPTER_RUN_CONFIG
+    from fraudtune.modeling.loading import ADAPTER_RUN_CONFIG
 
     stored = adapter_dir / ADAPTER_RUN_CONFIG
     if not stored.exists():
@@ -220,7 +220,7 @@ def _prompted_base(
     """The same base model without the adapter, the rulebook and few-shot turns in its prompt."""
     import torch
 
-    from fraudtune.models import load_base
+    from fraudtune.modeling.loading import load_base
 
     with timer("prompted_base.load"):
         model, tokenizer = load_base(run_cfg.model)

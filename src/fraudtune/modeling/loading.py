@@ -197,14 +197,7 @@ def load_for_inference(adapter_dir: Path, merge: bool = True, precision: str = "
     cfg = load_config(adapter_dir / ADAPTER_RUN_CONFIG)
     verify_manifest(adapter_dir)
     if (adapter_dir / "adapter_config.json").exists():
-        from peft import PeftModel
-
-        base, tokenizer = load_base(cfg.model)
-        try:
-            model = PeftModel.from_pretrained(base, adapter_dir)
-        except (RuntimeError, ValueError, KeyError) as exc:
-            detail = " ".join(str(exc).split())[:240]  # torch lists every mismatch on its own line
-            raise FraudtuneError(f"{adapter_dir}: adapter does not fit base model {cfg.model.name} ({detail})") from exc
+        model, tokenizer = attach_adapter(cfg, adapter_dir)
         if merge:
             model = model.merge_and_unload()
     else:
@@ -219,6 +212,38 @@ def load_for_inference(adapter_dir: Path, merge: bool = True, precision: str = "
         model = model.to("cuda")
     model.eval()
     return model, tokenizer, cfg
+
+
+def attach_adapter(cfg: Any, adapter_dir: Path) -> tuple[Any, Any]:
+    """(PeftModel, tokenizer): the run's base model with the adapter of `adapter_dir`, in eval mode."""
+    from peft import PeftModel
+
+    base, tokenizer = load_base(cfg.model)
+    try:
+        model = PeftModel.from_pretrained(base, adapter_dir)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        detail = " ".join(str(exc).split())[:240]  # torch lists every mismatch on its own line
+        raise FraudtuneError(f"{adapter_dir}: adapter does not fit base model {cfg.model.name} ({detail})") from exc
+    model.eval()
+    return model, tokenizer
+
+
+def load_checkpoint_for_inference(cfg: Any, checkpoint_dir: Path) -> tuple[Any, Any]:
+    """(model, tokenizer) from an epoch checkpoint of a run trained with `cfg` (not merged: it is compared, not
+    served). A checkpoint is complete once the Trainer wrote its state; pickle weights are refused."""
+    checkpoint_dir = Path(checkpoint_dir)
+    if not (checkpoint_dir / "trainer_state.json").exists() or not (checkpoint_dir / "adapter_config.json").exists():
+        raise FraudtuneError(
+            f"{checkpoint_dir}: not a complete adapter checkpoint (trainer_state.json or adapter_config.json missing)"
+        )
+    if not (checkpoint_dir / "adapter_model.safetensors").exists():  # PEFT would fall back to a pickle .bin
+        raise FraudtuneError(
+            f"{checkpoint_dir}: adapter_model.safetensors missing; only safetensors adapters are loaded"
+        )
+    model, tokenizer = attach_adapter(cfg, checkpoint_dir)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    return model, tokenizer
 
 
 def cpu_has_fast_bf16() -> bool:
