@@ -154,7 +154,7 @@ for before, after in list(zip(base_answers, tuned_answers, strict=True))[:3]:
     ),
     (
         "code",
-        """from fraudtune.forgetting import forgetting
+        """from fraudtune.forgetting.run import forgetting
 
 print(forgetting(cfg, RUN_DIR)["markdown"])""",
     ),

@@ -124,7 +124,7 @@ def test_killed_study_resumes_without_rerunning_finished_trials(tmp_path, monkey
     """`fraudtune tune` (3 trials) killed -9 after its first trial finished; rerunning completes the study."""
     import optuna
 
-    import fraudtune.tune_trial
+    import fraudtune.tune.trial
 
     run_dir = tmp_path / "study"
     sets = ("tune.budget=full", "tune.ranks=[2, 4, 8]", "tune.lrs=[]", "tune.epochs=[]", "tune.heartbeat_seconds=1")
@@ -145,13 +145,13 @@ def test_killed_study_resumes_without_rerunning_finished_trials(tmp_path, monkey
     before = {n: p.read_bytes() for n, p in adapters.items()}
 
     trained = []
-    real_train = fraudtune.tune_trial.train
+    real_train = fraudtune.tune.trial.train
 
     def recording_train(cfg, run_dir, resume=False, callbacks=None):
         trained.append(cfg.lora.r)
         return real_train(cfg, run_dir, resume=resume, callbacks=callbacks)
 
-    monkeypatch.setattr(fraudtune.tune_trial, "train", recording_train)
+    monkeypatch.setattr(fraudtune.tune.trial, "train", recording_train)
     assert main(args) == 0
     assert not set(trained) & set(finished.values())  # finished trials are not trained again
     results = read_json(run_dir / paths.TRAINING_RESULTS_JSON)

@@ -12,17 +12,18 @@ import pytest
 import torch
 from conftest import TINY_CONFIG, tiny_config
 
-from fraudtune import paths, probes
+from fraudtune import paths
+from fraudtune.data.general import general_instruction_pairs
 from fraudtune.errors import FraudtuneError
-from fraudtune.forgetting import (
+from fraudtune.forgetting import probes
+from fraudtune.forgetting.run import (
     CATEGORIES,
     LANGUAGE_KINDS,
-    general_instruction_pairs,
     load_questions,
     load_resource,
     load_sets,
 )
-from fraudtune.forgetting_strategies import strategy_configs
+from fraudtune.forgetting.strategies import strategy_configs
 
 ARC = Path(__file__).resolve().parents[2] / "shared" / "data" / "arc_easy_dev.jsonl"  # ../shared/data beside the repo
 needs_arc = pytest.mark.skipif(not ARC.exists(), reason="../shared/data/arc_easy_dev.jsonl not present")
@@ -340,7 +341,7 @@ def test_strategy_configs_change_one_thing_each():
 
 def test_strategies_train_each_run_and_tabulate_fraud_f1_against_forgetting(tmp_path):
     """LoRA (one PEFT model is both base and tuned) and full fine-tuning (a separate base): both code paths."""
-    from fraudtune.forgetting import forgetting
+    from fraudtune.forgetting.strategies import forgetting_strategies
 
     cfg = tiny_config(
         "forgetting.strategy_n=16",
@@ -349,7 +350,7 @@ def test_strategies_train_each_run_and_tabulate_fraud_f1_against_forgetting(tmp_
         "forgetting.long_max_new_tokens=8",
         "forgetting.strategies=[lora, full]",
     )
-    result = forgetting(cfg, tmp_path, strategies=True)
+    result = forgetting_strategies(cfg, tmp_path)
     table = json.loads((tmp_path / paths.FORGETTING_STRATEGIES_JSON).read_text())
     assert [row["name"] for row in table["strategies"]] == ["lora", "full"]
     for row in table["strategies"]:
@@ -362,5 +363,5 @@ def test_strategies_train_each_run_and_tabulate_fraud_f1_against_forgetting(tmp_
     assert markdown == result["markdown"]
     assert sum(line.startswith("| ") for line in markdown.splitlines()) == 1 + 2  # header + one row per strategy
     done = (tmp_path / "forgetting-strategies" / "lora" / paths.FORGETTING_JSON).stat().st_mtime_ns
-    forgetting(cfg, tmp_path, strategies=True)  # a finished strategy is not trained again
+    forgetting_strategies(cfg, tmp_path)  # a finished strategy is not trained again
     assert (tmp_path / "forgetting-strategies" / "lora" / paths.FORGETTING_JSON).stat().st_mtime_ns == done

@@ -16,7 +16,7 @@ STAGES = (
     "fraudtune.data.generate",
     "fraudtune.train",
     "fraudtune.evaluate.suite",
-    "fraudtune.forgetting",
+    "fraudtune.forgetting.run",
     "fraudtune.roi",
 )
 # The tiny pipeline made smaller still: the test checks that the notebook runs, not what the numbers are.

@@ -13,8 +13,8 @@ from conftest import tiny_config
 from fraudtune import paths
 from fraudtune.files import read_json, write_json
 from fraudtune.report.docs_tuning import write_tuning_doc
-from fraudtune.techniques_compare import compare
-from fraudtune.tune import tune
+from fraudtune.tune.run import tune
+from fraudtune.tune.techniques_compare import compare
 
 TECHNIQUES = {"lr_schedule", "gradient_accumulation", "mixed_precision", "early_stopping", "checkpoint_ensembling"}
 
@@ -81,7 +81,7 @@ def test_rerun_reuses_finished_arms(techniques_run, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a finished arm was trained again")
 
-    monkeypatch.setattr("fraudtune.techniques.train", no_training)
+    monkeypatch.setattr("fraudtune.tune.techniques.train", no_training)
     cfg = tiny_config("data.n=16", "tune.budget=full", "tune.bf16_steps=1")
     assert set(tune(cfg, run_dir, techniques=True)["techniques"]) == TECHNIQUES
 

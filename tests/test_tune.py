@@ -26,9 +26,10 @@ from fraudtune.cli import main
 from fraudtune.config import load_config
 from fraudtune.files import append_jsonl, read_json, write_json
 from fraudtune.paths import REPO_ROOT
-from fraudtune.tune import apply_budget, choices, tune
-from fraudtune.tune_storage import open_study
-from fraudtune.tune_trial import PruningCallback
+from fraudtune.tune.grid import apply_budget, choices
+from fraudtune.tune.run import tune
+from fraudtune.tune.storage import open_study
+from fraudtune.tune.trial import PruningCallback
 
 GRID_YAML = REPO_ROOT / "configs" / "grid.yaml"
 
@@ -87,7 +88,7 @@ class FakeTrain:
 @pytest.fixture
 def fake_train(monkeypatch):
     fake = FakeTrain()
-    monkeypatch.setattr("fraudtune.tune_trial.train", fake)
+    monkeypatch.setattr("fraudtune.tune.trial.train", fake)
     return fake
 
 

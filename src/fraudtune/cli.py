@@ -181,12 +181,13 @@ def _data_generate(args: argparse.Namespace) -> int:
 
 def _data_validate(args: argparse.Namespace) -> int:
     from fraudtune.data.validate import validate
+    from fraudtune.data.validate_report import render
 
     cfg = _cfg(args)
     report = validate(
         args.path, scrub=args.scrub, max_length=args.max_length or cfg.data.max_length, count_tokens=not args.no_tokens
     )
-    print(report.render())
+    print(render(report))
     return 0 if report.ok else 1
 
 
@@ -243,18 +244,23 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _forgetting(args: argparse.Namespace) -> int:
-    from fraudtune.forgetting import forgetting
+    from fraudtune.forgetting.run import forgetting
 
     cfg = _cfg(args)
     if args.benchmark:
         cfg.forgetting.benchmark = args.benchmark
-    result = forgetting(cfg, _run_dir(args, cfg), strategies=args.strategies)
+    if args.strategies:
+        from fraudtune.forgetting.strategies import forgetting_strategies
+
+        result = forgetting_strategies(cfg, _run_dir(args, cfg))
+    else:
+        result = forgetting(cfg, _run_dir(args, cfg))
     print(result["markdown"])
     return 0
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from fraudtune.tune import tune
+    from fraudtune.tune.run import tune
 
     cfg = _cfg(args)
     for key in ("storage", "study", "budget"):

@@ -21,7 +21,7 @@ DEMO_TIMINGS = "demo_timings.json"
 def demo(cfg: RunConfig, run_dir: Path, resume: bool = False) -> str:
     """data -> train -> evaluate -> forgetting -> roi -> report; returns the printed summary."""
     from fraudtune.evaluate.suite import evaluate, render_table
-    from fraudtune.forgetting import forgetting
+    from fraudtune.forgetting.run import forgetting
     from fraudtune.report import report
     from fraudtune.roi import roi
     from fraudtune.train import train

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = Path(__file__).resolve().parent  # src/fraudtune: its resources/ ship with the package
+REPO_ROOT = PACKAGE_ROOT.parents[1]
 
 RUN_CONFIG = "config.yaml"
 RUN_META = "meta.json"

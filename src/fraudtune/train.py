@@ -187,7 +187,7 @@ def mix_general_data(rows: list[dict[str, Any]], cfg: RunConfig) -> list[dict[st
     """Mix general instruction pairs in (train.general_mix share of the result), a forgetting countermeasure."""
     if cfg.train.general_mix <= 0:
         return rows
-    from fraudtune.forgetting import general_instruction_pairs
+    from fraudtune.data.general import general_instruction_pairs
 
     pairs = general_instruction_pairs()
     wanted = round(len(rows) * cfg.train.general_mix / (1 - cfg.train.general_mix))

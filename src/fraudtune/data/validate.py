@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,73 +18,16 @@ from fraudtune import paths
 from fraudtune.config import DataConfig
 from fraudtune.data.chat import parse_answer
 from fraudtune.data.chat_format import check_line
+from fraudtune.data.findings import FileReport, Issue, Record, ValidationReport
 from fraudtune.data.pii import find_pii
 from fraudtune.data.pii import scrub as scrub_text
 from fraudtune.data.shortcuts import shortcut_problems, shortcut_report
 from fraudtune.data.split import DuplicateIndex
-from fraudtune.data.validate_report import render
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import write_jsonl
 from fraudtune.profile import Profile, load_profile
 
 PII_NAMES = {"card": "card number", "email": "email address", "phone": "phone number", "ssn": "SSN-like id"}
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One finding: where, which field, what is wrong; errors fail the validation, warnings don't."""
-
-    path: str
-    line: int
-    field: str
-    problem: str
-    error: bool = True
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path  # line 0: about the data as a whole
-        return f"{where}: {self.field}: {self.problem}"
-
-
-@dataclass
-class Record:
-    """A line that passed the format checks."""
-
-    line: int
-    messages: list[dict[str, str]]
-    label: str | None
-    user_key: str
-
-
-@dataclass
-class FileReport:
-    path: Path
-    records: list[Record] = field(default_factory=list)
-    lines: int = 0
-    tokens: list[int] = field(default_factory=list)
-    balance: dict[str, Counter] = field(default_factory=dict)
-    pii_found: int = 0
-    scrubbed: Path | None = None
-    transactions: dict[int, dict[str, Any]] = field(default_factory=dict)  # chat line -> meta transaction
-    labels: dict[int, str] = field(default_factory=dict)  # chat line -> meta label, where there is a transaction
-
-
-@dataclass
-class ValidationReport:
-    files: list[FileReport]
-    issues: list[Issue]
-    max_length: int
-    shortcuts: dict[str, Any] | None = None  # shortcuts.shortcut_report over the metadata of all files
-
-    @property
-    def ok(self) -> bool:
-        return not any(i.error for i in self.issues)
-
-    @property
-    def errors(self) -> list[Issue]:
-        return [i for i in self.issues if i.error]
-
-    def render(self) -> str:
-        return render(self)
 
 
 def validate(

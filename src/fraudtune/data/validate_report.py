@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from statistics import mean
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from fraudtune.data.findings import FileReport, Issue, ValidationReport
 from fraudtune.data.shortcuts import MIN_ROWS
-
-if TYPE_CHECKING:
-    from fraudtune.data.validate import FileReport, Issue, ValidationReport
 
 MAX_LISTED = 200  # findings printed per severity; the rest are counted
 

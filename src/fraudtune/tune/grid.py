@@ -1,4 +1,4 @@
-"""`fraudtune tune`: an Optuna study over train(): the seed's phased grid, or TPE with a pruner.
+"""The search of `fraudtune tune`: the seed's phased grid, or TPE with a pruner, as an Optuna study over train().
 
 Every trial is a complete run directory RUN/tune/trial-<k>/ (a fresh base model and adapter, seed set first),
 trained by the same `train()` that `fraudtune train` calls. The study lives in RDB storage (the SQLite file
@@ -24,9 +24,8 @@ from optuna.trial import TrialState
 from fraudtune import paths
 from fraudtune.config import RunConfig, config_to_dict, validate_config
 from fraudtune.errors import FraudtuneError
-from fraudtune.files import write_yaml
-from fraudtune.tune_storage import fail_unstarted_trials, open_study
-from fraudtune.tune_trial import TrialFailed, run_trial
+from fraudtune.tune.storage import fail_unstarted_trials
+from fraudtune.tune.trial import TrialFailed, run_trial
 
 log = logging.getLogger(__name__)
 
@@ -40,34 +39,6 @@ PHASES = (
 )
 CONFIG_KEY = {param: key for _, param, key, _ in PHASES}
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def tune(cfg: RunConfig, run_dir: Path, techniques: bool = False) -> dict[str, Any]:
-    """`fraudtune tune`: run (or resume, or join) the study, then write the results and the best config.
-
-    Args:
-        cfg: the base config; tune.budget=small first applies the tune.small overrides.
-        run_dir: the study's run directory (trials go to RUN/tune/trial-<k>/).
-        techniques: measure the advanced techniques (fraudtune.techniques) instead of searching.
-    """
-    run_dir = Path(run_dir)
-    cfg = apply_budget(cfg)
-    if techniques:
-        from fraudtune.techniques import techniques as measure_techniques
-
-        return measure_techniques(cfg, run_dir)
-    tune_dir = run_dir / paths.TUNE_DIR
-    write_yaml(tune_dir / paths.RUN_CONFIG, config_to_dict(cfg))
-    shared_data(cfg, run_dir)
-    kind = cfg.tune.sampler
-    study = open_study(cfg, run_dir, kind)
-    if kind == "grid":
-        run_grid(study, cfg, run_dir)
-    else:
-        run_tpe(study, cfg, run_dir)
-    from fraudtune.tune_results import write_results
-
-    return write_results(cfg, run_dir, study, kind)
 
 
 def apply_budget(cfg: RunConfig) -> RunConfig:

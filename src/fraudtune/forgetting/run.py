@@ -34,15 +34,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fraudtune import paths, probes
+from fraudtune import paths
 from fraudtune.config import RunConfig
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import read_jsonl, write_json, write_text_atomic
+from fraudtune.forgetting import probes
 from fraudtune.profile import Profile, load_profile
 
 log = logging.getLogger(__name__)
 
-RESOURCES = Path(__file__).parent / "resources" / "forgetting"
+RESOURCES = paths.PACKAGE_ROOT / "resources" / "forgetting"
 CATEGORIES = ("general_knowledge", "language", "reasoning", "fraud", "fraud_plus_general")
 LANGUAGE_KINDS = ("email", "child", "summarise", "formal")
 
@@ -94,11 +95,6 @@ def load_resource(name: str) -> list[dict[str, Any]]:
     if name in ("general_knowledge", "reasoning", "fraud_plus_general"):
         return load_questions(path)
     return read_jsonl(path)
-
-
-def general_instruction_pairs() -> list[dict[str, str]]:
-    """General Q&A pairs (question, answer) for the mixing strategy; disjoint from every test question."""
-    return [{"question": r["question"], "answer": r["answer"]} for r in load_resource("general_instructions")]
 
 
 @dataclass
@@ -396,19 +392,14 @@ def _examples(sets: ProbeSets, before: dict, after: dict, k: int = 3) -> dict[st
 # ---------------------------------------------------------------- the stage
 
 
-def forgetting(cfg: RunConfig, run_dir: Path, strategies: bool = False) -> dict[str, Any]:
+def forgetting(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     """`fraudtune forgetting`: base vs fine-tuned on the five categories -> RUN/forgetting.json and .md.
 
     Args:
         cfg: run config; its `forgetting` section sets the probe sizes and the bootstrap.
         run_dir: a trained run (RUN/fraud-lora-adapter and RUN/data/test.jsonl).
-        strategies: train and compare the prevention strategies instead (RUN/forgetting_strategies.*).
     """
     run_dir = Path(run_dir)
-    if strategies:
-        from fraudtune.forgetting_strategies import forgetting_strategies
-
-        return forgetting_strategies(cfg, run_dir)
     adapter_dir = run_dir / paths.ADAPTER_DIR
     pair, run_cfg = load_pair(adapter_dir)
     sets = load_sets(cfg, run_dir)

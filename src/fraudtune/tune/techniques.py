@@ -19,8 +19,8 @@ from fraudtune import paths
 from fraudtune.config import RunConfig, config_to_dict, load_config
 from fraudtune.files import read_json, read_jsonl, write_json, write_text_atomic
 from fraudtune.train import classification_scores, cpu_has_fast_bf16, train
-from fraudtune.tune import shared_data, with_params
-from fraudtune.tune_trial import copy_data, measure, reset_peak_memory
+from fraudtune.tune.grid import shared_data, with_params
+from fraudtune.tune.trial import copy_data, measure, reset_peak_memory
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ ACCUM_ARMS = {
 
 def techniques(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     """Train every arm, score it on the test split, compare with the control; write the JSON and markdown."""
-    from fraudtune.report.docs_tuning import techniques_markdown
-    from fraudtune.techniques_compare import compare
+    from fraudtune.tune.render import techniques_markdown
+    from fraudtune.tune.techniques_compare import compare
 
     run_dir = Path(run_dir)
     shared_data(cfg, run_dir)

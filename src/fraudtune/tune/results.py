@@ -32,9 +32,9 @@ MEASURED = (
 
 def write_results(cfg: RunConfig, run_dir: Path, study: optuna.Study, kind: str) -> dict[str, Any]:
     """Merge this study's trials into RUN/training_results.json (the other study's part is kept)."""
-    from fraudtune.report.docs_tuning import results_markdown
-    from fraudtune.tune import base_params, best_trial, grid_phases
-    from fraudtune.tune_storage import redact_url, storage_url, study_name
+    from fraudtune.tune.grid import base_params, best_trial, grid_phases
+    from fraudtune.tune.render import results_markdown
+    from fraudtune.tune.storage import redact_url, storage_url, study_name
 
     trials = study.get_trials(deepcopy=False)
     path = run_dir / paths.TRAINING_RESULTS_JSON
@@ -85,7 +85,7 @@ def grid_summary(
     cfg: RunConfig, trials: list[optuna.trial.FrozenTrial], phases: list[tuple], fixed: dict[str, Any]
 ) -> dict[str, Any]:
     """Each phase's points and winner, replayed from the trials (identical points are trained once)."""
-    from fraudtune.tune import best_trial, measured, phase_points
+    from fraudtune.tune.grid import best_trial, measured, phase_points
 
     fixed, out, points_total = dict(fixed), [], []
     for phase, key, values in phases:
@@ -165,7 +165,7 @@ def pruning_summary(cfg: RunConfig, rows: list[dict[str, Any]], grid: dict[str, 
 
 def overall_best(cfg: RunConfig, run_dir: Path, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The best complete trial of either study -> RUN/best_config.yaml (a config `fraudtune train` takes)."""
-    from fraudtune.tune import with_params
+    from fraudtune.tune.grid import with_params
 
     done = [r for r in rows if r["state"] == "complete" and r["val_accuracy"] is not None]
     if not done:

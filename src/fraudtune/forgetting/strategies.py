@@ -14,7 +14,7 @@ from typing import Any
 from fraudtune import paths
 from fraudtune.config import RunConfig, config_to_dict, validate_config
 from fraudtune.files import read_json, write_json, write_text_atomic
-from fraudtune.forgetting import CATEGORIES, evaluate_pair, load_pair, load_sets
+from fraudtune.forgetting.run import CATEGORIES, evaluate_pair, load_pair, load_sets
 from fraudtune.profile import load_profile
 
 log = logging.getLogger(__name__)
