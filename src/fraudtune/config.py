@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import read_user_text, yaml_problem
+from fraudtune.paths import resolve_resource
 
 
 class Section(BaseModel):
@@ -310,7 +311,7 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     raw: dict[str, Any] = {}
     where = "defaults"
     if path is not None:
-        path = Path(path)
+        path = resolve_resource(Path(path))
         where = str(path)
         if not path.exists():
             raise FraudtuneError(f"{path}: config file not found")

@@ -62,8 +62,12 @@ def trial_dir(tune_dir: Path, number: int) -> Path:
 
 
 def resolve_resource(path: Path) -> Path:
-    """A relative path as given, else relative to the repository (so the shipped configs work from any folder)."""
+    """A relative path as given if it exists, else inside the installed package (the shipped configs/ and the
+    default issuer profile, so `--config configs/default.yaml` works from any folder and from a plain
+    `pip install`), else relative to the repository checkout."""
     if path.is_absolute() or path.exists():
         return path
-    candidate = REPO_ROOT / path
-    return candidate if candidate.exists() else path
+    for root in (PACKAGE_ROOT, REPO_ROOT):
+        if (root / path).exists():
+            return root / path
+    return path
