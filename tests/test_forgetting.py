@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import TINY_CONFIG, tiny_config
 
-from fraudtune import paths
+from fraudtune import paths, stats
 from fraudtune.data.general import general_instruction_pairs
 from fraudtune.errors import FraudtuneError
 from fraudtune.forgetting import probes
@@ -146,9 +146,9 @@ def test_statistics_on_hand_cases():
     rows = np.array([[1, 1], [1, 0], [0, 1], [0, 0]])  # tp 1, fp 1, fn 1
     assert probes.f1_fraud(rows) == pytest.approx(0.5)
     x = np.array([0.0, 1.0, 1.0, 0.0, 1.0])
-    assert probes.paired_bootstrap(x, x, probes.mean, 200, 0) == (0.0, 0.0)
-    assert probes.paired_bootstrap(x, x + 1, probes.mean, 200, 0) == pytest.approx((1.0, 1.0))
-    seeded = [probes.paired_bootstrap(x, 1 - x, probes.mean, 200, 7) for _ in range(2)]
+    assert stats.paired_bootstrap(x, x, probes.mean, 200, 0) == (0.0, 0.0)
+    assert stats.paired_bootstrap(x, x + 1, probes.mean, 200, 0) == pytest.approx((1.0, 1.0))
+    seeded = [stats.paired_bootstrap(x, 1 - x, probes.mean, 200, 7) for _ in range(2)]
     assert seeded[0] == seeded[1]
 
 

@@ -10,6 +10,7 @@ from scipy.stats import binomtest
 from sklearn import metrics as sk
 from sklearn.calibration import calibration_curve
 
+from fraudtune import stats
 from fraudtune.evaluate import metrics
 
 
@@ -142,12 +143,12 @@ def test_calibration_matches_sklearn():
 
 def test_bootstrap_is_paired_seeded_and_brackets_the_estimate():
     y, pred, prob = _data(5)
-    idx = metrics.bootstrap_indices(len(y), 300, seed=11)
-    assert np.array_equal(idx, metrics.bootstrap_indices(len(y), 300, seed=11))
+    idx = stats.bootstrap_indices(len(y), 300, seed=11)
+    assert np.array_equal(idx, stats.bootstrap_indices(len(y), 300, seed=11))
     samples = metrics.bootstrap_samples(y, pred, prob, idx)
     point = metrics.classification(y, pred, prob)
     for name in metrics.CI_METRICS:
-        lo, hi = metrics.percentile_interval(samples[name])
+        lo, hi = stats.percentile_interval(samples[name])
         assert lo <= point[name] <= hi, name
     # one resample by hand
     i = idx[0]

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from fraudtune.dotted import set_dotted
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import read_user_text, yaml_problem
 from fraudtune.paths import resolve_resource
@@ -352,16 +353,14 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
     if "=" not in item:
         raise FraudtuneError(f"override '{item}': expected section.key=value, e.g. lora.r=16")
     key, value = item.split("=", 1)
-    parts = key.strip().split(".")
-    node = raw
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise FraudtuneError(f"override '{item}': '{part}' is not a section")
     try:
-        node[parts[-1]] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
     except yaml.YAMLError as exc:
         raise FraudtuneError(f"override '{item}': value is not valid YAML ({yaml_problem(exc)})") from exc
+    try:
+        set_dotted(raw, key.strip(), parsed)
+    except ValueError as exc:
+        raise FraudtuneError(f"override '{item}': {exc}") from exc
 
 
 def _format_error(err: dict[str, Any]) -> str:

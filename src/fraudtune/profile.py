@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from fraudtune.dotted import get_dotted
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import read_user_text, yaml_problem
 from fraudtune.paths import resolve_resource
@@ -178,12 +179,7 @@ def lookup(txn: dict[str, Any], name: str, derived: dict[str, Any]) -> Any:
     """Value of a dotted field or derived fact; None when absent."""
     if name in derived:
         return derived[name]
-    node: Any = txn
-    for part in name.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+    return get_dotted(txn, name)
 
 
 def holds(cond: Condition, txn: dict[str, Any], derived: dict[str, Any]) -> bool:

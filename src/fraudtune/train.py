@@ -12,7 +12,6 @@ import math
 import os
 import random
 import re
-import resource
 import shutil
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -36,10 +35,12 @@ from fraudtune.files import (
     write_yaml,
 )
 from fraudtune.manifest import write_manifest
+from fraudtune.memory import peak_rss_mb, rss_mb
 from fraudtune.modeling.dropout import use_fast_dropout
 from fraudtune.modeling.loading import ADAPTER_RUN_CONFIG, cpu_has_fast_bf16, load_base
 from fraudtune.modeling.tokens import IGNORE_INDEX, collate, encode_example
 from fraudtune.runmeta import set_status
+from fraudtune.stats import classification_scores
 
 log = logging.getLogger(__name__)
 
@@ -482,13 +483,8 @@ def _libc() -> Any:
 
 
 def memory_mb() -> tuple[float | None, float]:
-    """This process's resident memory now (Linux: /proc/self/statm; None elsewhere) and its peak so far, in MB."""
-    peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None, peak
-    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1), peak
+    """This process's resident memory now (None where it can't be read) and its peak so far, in MB."""
+    return rss_mb(), peak_rss_mb()
 
 
 class EpochCheckpoints(TrainerCallback):
@@ -549,17 +545,6 @@ class ValidationScorer(TrainerCallback):
                 **{f"val_{k}": v for k, v in scores.items()},
             },
         )
-
-
-def classification_scores(truth: list[bool], pred: list[bool]) -> dict[str, float]:
-    tp = sum(t and p for t, p in zip(truth, pred, strict=True))
-    fp = sum(p and not t for t, p in zip(truth, pred, strict=True))
-    fn = sum(t and not p for t, p in zip(truth, pred, strict=True))
-    accuracy = sum(t == p for t, p in zip(truth, pred, strict=True)) / max(1, len(truth))
-    precision_ = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision_ * recall / (precision_ + recall) if precision_ + recall else 0.0
-    return {"accuracy": accuracy, "precision": precision_, "recall": recall, "f1": f1}
 
 
 class EarlyStopping(TrainerCallback):
@@ -672,7 +657,7 @@ def write_summary(
         "supervised_tokens": round(supervised * epochs_run),
         "tokens_per_second": round(total * epochs_run / train_seconds, 1),
         "supervised_tokens_per_second": round(supervised * epochs_run / train_seconds, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
         "best_checkpoint": best.name,
         "val_loss_per_epoch": [round(h["eval_loss"], 5) for h in history],
         "best_val_loss": round(min(h["eval_loss"] for h in history), 5) if history else None,

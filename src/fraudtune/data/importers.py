@@ -19,6 +19,7 @@ from fraudtune.data.csv_mapping import CsvMapping, load_mapping
 from fraudtune.data.generate import classify
 from fraudtune.data.schema import RecordError, validate_transaction
 from fraudtune.data.split import Example, counts_by_split, dedupe, split_examples, write_dataset
+from fraudtune.dotted import set_dotted
 from fraudtune.errors import FraudtuneError
 from fraudtune.profile import Profile, Verdict, assess, load_profile
 
@@ -134,7 +135,7 @@ def _row_to_transaction(
         if problem:
             problems.append((name, f"{problem} (column {column!r})" if column else problem))
             continue
-        _put(txn, name, value)
+        set_dotted(txn, name, value)
     raw_label = row[mapping.label_column].strip()
     label = mapping.label_values.get(raw_label)
     if label is None:
@@ -148,14 +149,6 @@ def _row_to_transaction(
     if not problems:
         problems = validate_transaction(txn)
     return txn, label, problems
-
-
-def _put(txn: dict[str, Any], name: str, value: Any) -> None:
-    *parents, leaf = name.split(".")
-    node = txn
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
 
 
 def _example(txn: dict[str, Any], label: str, profile: Profile, rng: random.Random, line: int) -> Example:

@@ -14,6 +14,7 @@ from typing import Any
 
 from fraudtune.data import catalog
 from fraudtune.data.schema import CATEGORIES, CHANNELS
+from fraudtune.dotted import set_dotted
 
 # derived facts and the raw fields that move them
 LEVERS = {
@@ -38,11 +39,7 @@ class Draft:
 def _set_path(txn: dict[str, Any], name: str, value: Any) -> bool:
     if isinstance(value, tuple):  # "other"/"prefix" on a field without a domain: can't choose
         return False
-    *parents, leaf = name.split(".")
-    node = txn
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
+    set_dotted(txn, name, value)
     return True
 
 

@@ -14,28 +14,10 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import roc_curve
 
+from fraudtune.stats import confusion, f1_from
+from fraudtune.stats import ratio as _ratio
+
 CI_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
-
-
-def _ratio(num: float, den: float) -> float | None:
-    return float(num / den) if den else None
-
-
-def confusion(y: np.ndarray, pred: np.ndarray) -> dict[str, int]:
-    """{tp, fp, tn, fn} with FRAUD as the positive class."""
-    y, pred = np.asarray(y, bool), np.asarray(pred, bool)
-    return {
-        "tp": int(np.sum(y & pred)),
-        "fp": int(np.sum(~y & pred)),
-        "tn": int(np.sum(~y & ~pred)),
-        "fn": int(np.sum(y & ~pred)),
-    }
-
-
-def f1_from(precision: float | None, recall: float | None) -> float | None:
-    if precision is None or recall is None:
-        return None
-    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
 def roc_auc(y: np.ndarray, prob: np.ndarray) -> float | None:
@@ -77,11 +59,6 @@ def classification(y: np.ndarray, pred: np.ndarray, prob: np.ndarray) -> dict[st
     }
 
 
-def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
-    """(resamples, n) row indices; the same seed gives every model the same resamples (paired intervals)."""
-    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-
-
 def bootstrap_samples(y: np.ndarray, pred: np.ndarray, prob: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
     """Each CI metric on every resample (NaN where a resample leaves it undefined)."""
     y, pred, prob = np.asarray(y, bool), np.asarray(pred, bool), np.asarray(prob, float)
@@ -102,15 +79,6 @@ def bootstrap_samples(y: np.ndarray, pred: np.ndarray, prob: np.ndarray, idx: np
         "roc_auc": np.array([np.nan if a is None else a for a, _ in aucs]),
         "pr_auc": np.array([np.nan if p is None else p for _, p in aucs]),
     }
-
-
-def percentile_interval(samples: np.ndarray, level: float = 0.95) -> list[float] | None:
-    """[lo, hi] percentile interval of the defined resamples."""
-    samples = samples[~np.isnan(samples)]
-    if samples.size == 0:
-        return None
-    tail = 100 * (1 - level) / 2
-    return [float(np.percentile(samples, tail)), float(np.percentile(samples, 100 - tail))]
 
 
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, Any]:

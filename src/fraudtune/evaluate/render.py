@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fraudtune.dotted import get_dotted
 from fraudtune.evaluate.summary import MODEL_ORDER
 
 TITLES = {
@@ -45,15 +46,7 @@ Getter = Callable[[dict[str, Any]], Any]
 
 
 def _get(path: str) -> Getter:
-    def get(model: dict[str, Any]) -> Any:
-        node: Any = model
-        for part in path.split("."):
-            if not isinstance(node, dict) or node.get(part) is None:
-                return None
-            node = node[part]
-        return node
-
-    return get
+    return lambda model: get_dotted(model, path)
 
 
 def _pct(v: float | None) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from fraudtune import stats
 from fraudtune.config import EvalConfig
 from fraudtune.evaluate import metrics
 from fraudtune.evaluate.quality import QUALITY_KEYS, flag_agreement, response_quality
@@ -47,7 +48,7 @@ def summarise(
 ) -> dict[str, dict[str, Any]]:
     """models.<key> for every model, in table order, with the paired comparisons against fine_tuned."""
     y = np.array([r["label"] == "FRAUD" for r in rows])
-    idx = metrics.bootstrap_indices(len(rows), ecfg.bootstrap, seed)  # same resamples for all: paired intervals
+    idx = stats.bootstrap_indices(len(rows), ecfg.bootstrap, seed)  # same resamples for all: paired intervals
     out, samples = {}, {}
     for key in (k for k in MODEL_ORDER if k in records):
         out[key], samples[key] = model_summary(key, records[key], rows, y, idx, ecfg, profile)
@@ -58,7 +59,7 @@ def summarise(
         test = metrics.mcnemar_exact(tuned_correct, _correct(records[key], y))
         out[key].update(mcnemar_p=test["p"], mcnemar_b=test["b"], mcnemar_c=test["c"])
         out[key]["delta_ci"] = {
-            m: metrics.percentile_interval(samples["fine_tuned"][m] - samples[key][m]) for m in DELTA_METRICS
+            m: stats.percentile_interval(samples["fine_tuned"][m] - samples[key][m]) for m in DELTA_METRICS
         }
     return out
 
@@ -81,7 +82,7 @@ def model_summary(
     prob = np.array([float(r["fraud_probability"]) for r in records])
     out: dict[str, Any] = {"description": DESCRIPTIONS[key], **metrics.classification(y, pred, prob)}
     samples = metrics.bootstrap_samples(y, pred, prob, idx)
-    out["ci"] = {m: metrics.percentile_interval(samples[m]) for m in metrics.CI_METRICS}
+    out["ci"] = {m: stats.percentile_interval(samples[m]) for m in metrics.CI_METRICS}
     out["at_production_rate"] = metrics.at_prevalence(y, pred, ecfg.production_fraud_rate)
     out["threshold_at_fpr"] = metrics.threshold_at_fpr(y, prob, ecfg.target_fpr)
     out.update(slices(pred == y, rows, profile.decision_threshold))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -189,27 +189,6 @@ def first_label(text: str) -> str | None:
 
 
 # ---------------------------------------------------------------- statistics
-
-
-def paired_bootstrap(
-    before: np.ndarray, after: np.ndarray, stat: Callable[[np.ndarray], float], n_boot: int, seed: int
-) -> tuple[float, float]:
-    """95% percentile interval of stat(after) - stat(before), resampling the same items for both (paired)."""
-    before, after = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(before), size=(n_boot, len(before)))
-    deltas = np.array([stat(after[i]) - stat(before[i]) for i in idx])
-    lo, hi = np.nanpercentile(deltas, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
-def bootstrap_ci(rows: np.ndarray, stat: Callable[[np.ndarray], float], n_boot: int, seed: int) -> tuple[float, float]:
-    """95% percentile interval of stat over resampled items."""
-    rows = np.asarray(rows, dtype=float)
-    rng = np.random.default_rng(seed)
-    values = np.array([stat(rows[i]) for i in rng.integers(0, len(rows), size=(n_boot, len(rows)))])
-    lo, hi = np.nanpercentile(values, [2.5, 97.5])
-    return float(lo), float(hi)
 
 
 def mean(values: np.ndarray) -> float:

@@ -40,6 +40,7 @@ from fraudtune.errors import FraudtuneError
 from fraudtune.files import read_jsonl, write_json, write_text_atomic
 from fraudtune.forgetting import probes
 from fraudtune.profile import Profile, load_profile
+from fraudtune.stats import bootstrap_ci, paired_bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +299,7 @@ def evaluate_pair(
 
 def _paired(before: Any, after: Any, stat: Any, higher_is_better: bool, cfg: RunConfig) -> dict[str, Any]:
     b, a = stat(np.asarray(before, dtype=float)), stat(np.asarray(after, dtype=float))
-    lo, hi = probes.paired_bootstrap(before, after, stat, cfg.forgetting.bootstrap, cfg.seed)
+    lo, hi = paired_bootstrap(before, after, stat, cfg.forgetting.bootstrap, cfg.seed)
     return {
         "before": round(b, 4),
         "after": round(a, 4),
@@ -350,7 +351,7 @@ def compare(before: dict, after: dict, cross: dict, cfg: RunConfig) -> dict[str,
         "fraud_correct": pair("fraud_plus_general", "fraud"),
         "general_correct": pair("fraud_plus_general", "general"),
     }
-    kl_ci = probes.bootstrap_ci(corpus[:, [2, 3]], _ratio, cfg.forgetting.bootstrap, cfg.seed)
+    kl_ci = bootstrap_ci(corpus[:, [2, 3]], _ratio, cfg.forgetting.bootstrap, cfg.seed)
     return {
         "general_knowledge": _category("mc_accuracy", gk),
         "language": {

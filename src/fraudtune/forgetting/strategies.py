@@ -13,6 +13,7 @@ from typing import Any
 
 from fraudtune import paths
 from fraudtune.config import RunConfig, config_to_dict, validate_config
+from fraudtune.dotted import set_dotted
 from fraudtune.files import read_json, write_json, write_text_atomic
 from fraudtune.forgetting.run import CATEGORIES, evaluate_pair, load_pair, load_sets
 from fraudtune.profile import load_profile
@@ -50,11 +51,7 @@ def strategy_configs(cfg: RunConfig) -> dict[str, tuple[str, RunConfig]]:
     for name, (description, overrides) in variants.items():
         raw = config_to_dict(cfg)
         for key, value in {**common, **overrides, "name": f"{cfg.name}-{name}"}.items():
-            node = raw
-            *sections, leaf = key.split(".")
-            for section in sections:
-                node = node[section]
-            node[leaf] = value
+            set_dotted(raw, key, value)
         out[name] = (description, validate_config(raw, f"forgetting strategy {name}"))
     return out
 

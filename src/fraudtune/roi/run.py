@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudtune.config import RoiConfig, RunConfig
+from fraudtune.dotted import MISSING, get_dotted
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import read_json, write_json
 from fraudtune.paths import DATA_CARD, DATA_DIR, EVAL_JSON, ROI_JSON, TRAIN_SUMMARY
@@ -437,11 +438,9 @@ def _read_stage_file(path: Path, command: str) -> dict[str, Any]:
 
 
 def _get(obj: dict[str, Any], dotted: str, path: Path, prefix: str = "") -> Any:
-    node: Any = obj
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise FraudtuneError(f"{path}: missing key {prefix}{dotted}; rerun the stage that writes it")
-        node = node[part]
+    node = get_dotted(obj, dotted, MISSING)
+    if node is MISSING:
+        raise FraudtuneError(f"{path}: missing key {prefix}{dotted}; rerun the stage that writes it")
     return node
 
 

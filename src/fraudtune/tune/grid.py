@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 from optuna.trial import TrialState
 
 from fraudtune import paths
-from fraudtune.config import RunConfig, config_to_dict, validate_config
+from fraudtune.config import RunConfig, config_to_dict, validate_config, with_overrides
+from fraudtune.dotted import set_dotted
 from fraudtune.errors import FraudtuneError
 from fraudtune.tune.storage import fail_unstarted_trials
 from fraudtune.tune.trial import TrialFailed, run_trial
@@ -45,29 +45,14 @@ def apply_budget(cfg: RunConfig) -> RunConfig:
     """tune.budget=small: the config with the tune.small `key=value` overrides applied (validated again)."""
     if cfg.tune.budget != "small":
         return cfg
-    raw = config_to_dict(cfg)
-    for item in cfg.tune.small:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise FraudtuneError(f"tune.small: '{item}' is not key=value, e.g. data.n=100")
-        set_key(raw, key.strip(), yaml.safe_load(value))
-    return validate_config(raw, "tune.small")
-
-
-def set_key(raw: dict[str, Any], key: str, value: Any) -> None:
-    """raw['a']['b'] = value for key 'a.b'."""
-    *sections, last = key.split(".")
-    node = raw
-    for part in sections:
-        node = node.setdefault(part, {})
-    node[last] = value
+    return with_overrides(cfg, cfg.tune.small, "tune.small")
 
 
 def with_params(cfg: RunConfig, params: dict[str, Any]) -> RunConfig:
     """The config with a trial's parameters ('r', 'lr', ...) or dotted config keys ('train.scheduler') set."""
     raw = config_to_dict(cfg)
     for key, value in params.items():
-        set_key(raw, CONFIG_KEY.get(key, key), value)
+        set_dotted(raw, CONFIG_KEY.get(key, key), value)
     return validate_config(raw, "trial params")
 
 

@@ -18,7 +18,8 @@ import torch
 from fraudtune import paths
 from fraudtune.config import RunConfig, config_to_dict, load_config
 from fraudtune.files import read_json, read_jsonl, write_json, write_text_atomic
-from fraudtune.train import classification_scores, cpu_has_fast_bf16, train
+from fraudtune.stats import classification_scores, log_loss
+from fraudtune.train import cpu_has_fast_bf16, train
 from fraudtune.tune.grid import shared_data, with_params
 from fraudtune.tune.trial import copy_data, measure, reset_peak_memory
 
@@ -165,14 +166,9 @@ def truths(chats: list[list[dict[str, str]]]) -> list[bool]:
 
 
 def probability_scores(probs: list[float], truth: list[bool]) -> dict[str, Any]:
-    import math
-
-    eps = 1e-6
-    log_loss = -sum(math.log(min(max(p if t else 1 - p, eps), 1.0)) for p, t in zip(probs, truth, strict=True)) / max(
-        1, len(truth)
-    )
     scores = classification_scores(truth, [p >= 0.5 for p in probs])
-    return {"accuracy": round(scores["accuracy"], 4), "f1": round(scores["f1"], 4), "log_loss": round(log_loss, 4)}
+    loss = log_loss(probs, truth)
+    return {"accuracy": round(scores["accuracy"], 4), "f1": round(scores["f1"], 4), "log_loss": round(loss, 4)}
 
 
 def ensemble_scores(control: RunConfig, control_dir: Path, chats: list[list[dict[str, str]]]) -> dict[str, Any]:

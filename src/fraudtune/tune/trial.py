@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
-import resource
 import shutil
 import socket
 import time
@@ -21,6 +19,7 @@ from transformers import TrainerCallback
 from fraudtune import paths
 from fraudtune.config import RunConfig
 from fraudtune.files import append_jsonl, read_jsonl_lenient
+from fraudtune.memory import peak_rss_mb, reset_peak_rss
 from fraudtune.train import last_checkpoint, train
 
 log = logging.getLogger(__name__)
@@ -155,22 +154,10 @@ def record(trial: optuna.Trial, tune_dir: Path, measured: dict[str, Any], state:
 
 
 def reset_peak_memory() -> None:
-    """Restart the peak-RSS counter (Linux: VmHWM via /proc/self/clear_refs) so each trial measures its own peak."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass  # not Linux: peak_rss_mb() falls back to the process's lifetime peak
+    """Restart the peak-memory counters (RSS, and CUDA's) so each trial measures its own peak."""
+    reset_peak_rss()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-
-
-def peak_rss_mb() -> float:
-    try:
-        found = re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
-    except OSError:
-        found = None
-    kb = int(found.group(1)) if found else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(kb / 1024, 1)
 
 
 def peak_gpu_mb() -> float | None:
