@@ -14,7 +14,7 @@ SETTINGS = {"small": ["data.n=40", "train.epochs=1"], "more-rules": ["data.n=40"
 
 
 def test_study_trains_each_setting_and_judges_all_on_one_test_set(tiny_cfg, tmp_path, capsys):
-    cfg = with_overrides(tiny_cfg, ["study.test_n=60"])
+    cfg = with_overrides(tiny_cfg, ["study.test_n=60", "study.fit_n=20"])
     cfg.study.settings = SETTINGS
     config = tmp_path / "study.yaml"
     config.write_text(json.dumps(cfg.model_dump(mode="json")))  # JSON is YAML
@@ -29,7 +29,7 @@ def test_study_trains_each_setting_and_judges_all_on_one_test_set(tiny_cfg, tmp_
     assert summary["test"]["n"] == len(test) == 60
     small, more = summary["settings"]["small"], summary["settings"]["more-rules"]
     assert small["n_train"] == 32 and more["n_train"] > 32  # the per-rule minimum adds rows
-    for result in (small, more):
+    for name, result in (("small", small), ("more-rules", more)):
         assert result["test_n"] == 60 and result["overlap_dropped"] == 0
         for model in ("fine_tuned", "gradient_boosting"):
             rule_only = result[model]["slices"]["rule_only"]
@@ -43,6 +43,14 @@ def test_study_trains_each_setting_and_judges_all_on_one_test_set(tiny_cfg, tmp_
             assert 0 <= result[model]["accuracy"] <= 1
         b, c = result["mcnemar_vs_gradient_boosting"]["b"], result["mcnemar_vs_gradient_boosting"]["c"]
         assert 0 <= b + c <= 60
+        # judged on its own training rows too, every company-specific one first
+        fit = result["train_fit"]
+        train_metas = read_jsonl(run_dir / name / paths.DATA_DIR / "train.meta.jsonl")
+        company = sum(m["category"] == "company_specific" for m in train_metas)
+        assert fit["n"] == 20 and fit["company_specific_n"] == min(company, 20) > 0
+        assert sum(fit["slices"][c]["n"] for c in ("clear_fraud", "clear_legitimate", "borderline")) == 20 - min(
+            company, 20
+        )
 
     # --finished-only reports what is judged and lists the rest as pending, training nothing
     cfg.study.settings = {**SETTINGS, "later": ["data.n=48", "train.epochs=1"]}
@@ -58,6 +66,14 @@ def test_study_trains_each_setting_and_judges_all_on_one_test_set(tiny_cfg, tmp_
     assert "study --only: no setting ['nope']" in capsys.readouterr().err
     cfg.study.settings = SETTINGS
     config.write_text(json.dumps(cfg.model_dump(mode="json")))
+
+    # a result judged before the training-fit measurement existed gets it from the saved adapter, untrained
+    stored = json.loads((run_dir / "small" / paths.STUDY_RESULT).read_text())
+    fit = stored.pop("train_fit")
+    (run_dir / "small" / paths.STUDY_RESULT).write_text(json.dumps(stored))
+    assert main(["study", "--config", str(config), "--run-dir", str(run_dir), "--finished-only"]) == 0
+    assert json.loads((run_dir / "small" / paths.STUDY_RESULT).read_text())["train_fit"] == fit
+    capsys.readouterr()
 
     # resumable: a second call trains nothing and reads every setting back
     adapter = run_dir / "small" / paths.ADAPTER_DIR / "adapter_model.safetensors"

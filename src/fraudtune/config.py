@@ -291,6 +291,12 @@ class StudyConfig(Section):
     test_n: int = Field(
         1000, ge=10, description="Transactions in the study's fresh test set (SPEC 4 shares, seed eval.test_seed)."
     )
+    fit_n: int = Field(
+        500,
+        ge=0,
+        description="Training rows each setting is also judged on (every company-specific row first; 0: none): "
+        "fit vs generalisation.",
+    )
 
 
 class RunConfig(Section):
