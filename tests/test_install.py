@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -33,6 +34,7 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout: int = 600) ->
 def test_pip_install_outside_the_checkout_generates_and_trains(tmp_path):
     env_dir, work = tmp_path / "venv", tmp_path / "elsewhere"
     work.mkdir()
+    (tmp_path / "source").mkdir()
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
     site = Path(
@@ -45,9 +47,13 @@ def test_pip_install_outside_the_checkout_generates_and_trains(tmp_path):
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", PIP_NO_INDEX="1")
-    wheels = tmp_path / "wheels"
+    source, wheels = tmp_path / "source", tmp_path / "wheels"  # setuptools builds in the tree: not in the checkout
+    junk = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    for name in ("pyproject.toml", "README.md", "src"):
+        copy = shutil.copytree if (paths.REPO_ROOT / name).is_dir() else shutil.copy2
+        copy(paths.REPO_ROOT / name, source / name, **({"ignore": junk} if copy is shutil.copytree else {}))
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
-          str(paths.REPO_ROOT)], work, env)  # fmt: skip
+          str(source)], work, env)  # fmt: skip
     (wheel,) = wheels.glob("fraudtune-*.whl")
     _run([python, "-m", "pip", "install", "--no-deps", "-q", str(wheel)], work, env)
     where = _run([python, "-c", "import fraudtune, sys; print(fraudtune.__file__)"], work, env).stdout.strip()

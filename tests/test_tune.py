@@ -246,3 +246,16 @@ def test_cli_tune_prints_the_results_table(tmp_path, capsys, fake_train):
     out = capsys.readouterr().out
     assert "Budget **small**" in out and "| grid |" in out
     assert json.loads((run_dir / paths.TRAINING_RESULTS_JSON).read_text())["budget"] == "small"
+
+
+def test_techniques_and_strategies_are_sub_verbs_and_the_old_flags_still_parse():
+    from fraudtune.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["tune", "--run-dir", "r"]).part == "search"
+    assert parser.parse_args(["tune", "techniques", "--run-dir", "r"]).part == "techniques"
+    assert parser.parse_args(["tune", "--techniques", "--run-dir", "r"]).techniques
+    assert parser.parse_args(["forgetting", "strategies", "--run-dir", "r"]).part == "strategies"
+    assert parser.parse_args(["forgetting", "--run-dir", "r"]).part == "measure"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["tune", "tpe", "--run-dir", "r"])

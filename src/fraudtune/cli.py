@@ -99,7 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--benchmark", type=Path, default=None, help="extra multiple-choice JSONL (question, choices, answer)"
     )
-    p.add_argument("--strategies", action="store_true", help="train and compare the prevention strategies")
+    p.add_argument(
+        "part",
+        nargs="?",
+        choices=("measure", "strategies"),
+        default="measure",
+        help="measure: base vs fine-tuned (default); strategies: train and compare the prevention strategies",
+    )
+    p.add_argument("--strategies", action="store_true", help=argparse.SUPPRESS)  # the former spelling
     p.set_defaults(func=_forgetting)
 
     p = sub.add_parser("tune", help="hyperparameter search (phased grid or TPE) over train()")
@@ -107,7 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None, help="SQLAlchemy URL shared by workers (default: sqlite in RUN/tune)")
     p.add_argument("--study", default=None, help="study name")
     p.add_argument("--budget", choices=("small", "full"), default=None, help="small subset or the whole grid")
-    p.add_argument("--techniques", action="store_true", help="measure the advanced techniques instead")
+    p.add_argument(
+        "part",
+        nargs="?",
+        choices=("search", "techniques"),
+        default="search",
+        help="search: the grid or TPE study (default); techniques: measure the advanced techniques",
+    )
+    p.add_argument("--techniques", action="store_true", help=argparse.SUPPRESS)  # the former spelling
     p.set_defaults(func=_tune)
 
     p = sub.add_parser("study", help="the knowledge study: train each setting, judge all on one fresh test set")
@@ -249,7 +263,7 @@ def _forgetting(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     if args.benchmark:
         cfg.forgetting.benchmark = args.benchmark
-    if args.strategies:
+    if args.part == "strategies" or args.strategies:
         from fraudtune.forgetting.strategies import forgetting_strategies
 
         result = forgetting_strategies(cfg, _run_dir(args, cfg))
@@ -266,7 +280,7 @@ def _tune(args: argparse.Namespace) -> int:
     for key in ("storage", "study", "budget"):
         if getattr(args, key):
             setattr(cfg.tune, key, getattr(args, key))
-    result = tune(cfg, _run_dir(args, cfg), techniques=args.techniques)
+    result = tune(cfg, _run_dir(args, cfg), techniques=args.part == "techniques" or args.techniques)
     print(result["markdown"])
     return 0
 

@@ -200,7 +200,7 @@ class ForgettingConfig(Section):
     strategies: list[Literal["lora", "full", "mix_80_20", "lower_lr", "fewer_epochs", "regularised"]] = Field(
         ["lora", "full", "mix_80_20", "lower_lr", "fewer_epochs", "regularised"],
         min_length=1,
-        description="Strategies that --strategies trains (lora is the reference).",
+        description="Strategies that `fraudtune forgetting strategies` trains (lora is the reference).",
     )
 
 

@@ -1,7 +1,8 @@
 """Catastrophic forgetting: the base model (before) against the fine-tuned model (after) on general skills.
 
-`fraudtune forgetting --run-dir RUN` writes RUN/forgetting.json and RUN/forgetting.md; `--strategies` trains the
-prevention strategies and writes RUN/forgetting_strategies.json and .md. Scoring primitives live in probes.py.
+`fraudtune forgetting --run-dir RUN` writes RUN/forgetting.json and RUN/forgetting.md; `fraudtune forgetting
+strategies` trains the prevention strategies (strategies.py) and writes RUN/forgetting_strategies.json and .md.
+Scoring primitives live in probes.py.
 
 Built-in probe sets, in src/fraudtune/resources/forgetting/, one JSON object per line:
 

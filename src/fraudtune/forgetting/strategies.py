@@ -1,7 +1,7 @@
 """Forgetting prevention strategies: each a training run scored like the main run, in one table.
 
 LoRA (reference) vs full fine-tuning, 80/20 mixing with general instruction data, a lower learning rate, fewer
-epochs, and regularisation (dropout + weight decay). `fraudtune forgetting --strategies` runs them under
+epochs, and regularisation (dropout + weight decay). `fraudtune forgetting strategies` runs them under
 RUN/forgetting-strategies/<name>/ and writes RUN/forgetting_strategies.json and .md.
 """
 

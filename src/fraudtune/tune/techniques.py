@@ -1,4 +1,4 @@
-"""`fraudtune tune --techniques`: advanced training techniques, each measured against a control run (same seed).
+"""`fraudtune tune techniques`: advanced training techniques, each measured against a control run (same seed).
 
 Arms train in RUN/techniques/<arm>/ (resumable: an arm whose run finished with the same config is not rerun).
 Every arm is scored on the held-out test split with its exported adapter; checkpoint ensembling averages the
