@@ -1,5 +1,8 @@
 """`fraudtune report --docs`: regenerate the guides under docs/ from a run's results; nothing is typed by hand.
 
+Each guide's prose is a template of the same name in docs/templates/ (in the checkout, not in the installed package);
+the modules here fill its placeholders with the run's tables and figures.
+
 Own guides: FINETUNING_GUIDE.md (here), LORA_EXPLAINED.md (docs_lora), WEEK22_SUMMARY.md (docs_summary). The
 cost-benefit, tuning and dataset guides are rendered by their owners' modules from the same run.
 """
@@ -20,8 +23,9 @@ from fraudtune.report.docs_claims import claims_table, seed_claims
 from fraudtune.report.docs_lora import render_lora_doc
 from fraudtune.report.docs_summary import render_summary, results_table
 from fraudtune.report.runfiles import RunResults, roi_primary
+from fraudtune.roi.render import fill_template
 
-FINETUNING_GUIDE = "FINETUNING_GUIDE.md"
+FINETUNING_GUIDE = "FINETUNING_GUIDE.md"  # each guide and its template in docs/templates/ share a name
 LORA_EXPLAINED = "LORA_EXPLAINED.md"
 WEEK22_SUMMARY = "WEEK22_SUMMARY.md"
 COST_BENEFIT = "COST_BENEFIT_ANALYSIS.md"
@@ -104,38 +108,27 @@ def _optional(module: str, name: str) -> Any:
 
 
 def render_finetuning_guide(run: RunResults) -> str:
-    sections = [
-        fmt.doc_header(run.run_dir, run.meta, "Fine-tuning guide: when to fine-tune, and the pipeline that decides"),
-        _when(run),
-        _pipeline(run),
-        ["## The seed's claims, measured", "", *claims_table(seed_claims(run))],
-        ["## Results of this run", "", *results_table(run)],
-        _figure(run),
-    ]
-    return "\n\n".join("\n".join(s).rstrip() for s in sections) + "\n"
+    """docs/templates/FINETUNING_GUIDE.md filled with the run's decision, pipeline, claims and results."""
+    return fill_template(
+        FINETUNING_GUIDE,
+        **fmt.provenance(run.run_dir, run.meta),
+        decision=fmt.block(_decision(run)),
+        pipeline=fmt.block(_pipeline(run)),
+        claims=fmt.block(claims_table(seed_claims(run))),
+        results=fmt.block(results_table(run)),
+        run_name=run.run_dir.name,
+        chart=f"{FIGURES_DIR}/{COMPARISON_PNG}",
+    )
 
 
-def _when(run: RunResults) -> list[str]:
-    lines = [
-        "## When to fine-tune and when to prompt",
-        "",
-        "Fine-tune when all of these hold; otherwise prompt a general model with the written rulebook:",
-        "",
-        "- **Knowledge that is not written down.** Past fraud patterns that live only in the labels can reach a "
-        "model through training, never through a prompt (see *company knowledge* in the results).",
-        "- **Enough labelled examples** (`roi.min_examples`) and a label oracle or analysts to produce them.",
-        "- **Volume.** Fine-tuning moves cost from every request (a long rulebook prompt) to a one-off training; "
-        "it pays back only above the break-even volume.",
-        "- **Stable rules.** Each rule change means new examples and a retrain, where a prompt is edited in minutes.",
-        "",
-    ]
+def _decision(run: RunResults) -> list[str]:
     primary = roi_primary(run.roi)
     if primary is None:
-        return [*lines, f"Decision for this run: not measured yet: run `{run.command('roi')}`."]
+        return [f"Decision for this run: not measured yet: run `{run.command('roi')}`."]
     preset, a = primary
     d = a["decision"]
     current = d["current"]
-    lines += [
+    lines = [
         f"Decision for this run ({preset} figures, `{run.roi['command']}`): **{current['verdict']}** at "
         f"{fmt.num(current['requests_per_day'])} requests/day and {fmt.num(current['rule_changes_per_year'])} rule "
         f"changes/year: {current['reason']} (first-year net {fmt.usd(current['net_first_year'])}). "
@@ -170,14 +163,7 @@ def _pipeline(run: RunResults) -> list[str]:
         if stage != "data":
             command += f" --run-dir {run.run_dir}"
         rows.append([stage, f"`{command}`", writes, _stage_result(run, stage)])
-    return [
-        "## The pipeline",
-        "",
-        "Each stage is one command and one function of the same name (`fraudtune.train.train`, ...); stages talk "
-        "through files in the run directory. `fraudtune demo` runs them in order; `--resume` continues a killed run.",
-        "",
-        *fmt.md_table(["stage", "command", "writes", "this run"], rows, right_from=9),
-    ]
+    return fmt.md_table(["stage", "command", "writes", "this run"], rows, right_from=9)
 
 
 def _stage_result(run: RunResults, stage: str) -> str:
@@ -197,7 +183,3 @@ def _stage_result(run: RunResults, stage: str) -> str:
         "report": "this guide",
     }
     return results[stage] or "not run yet"
-
-
-def _figure(run: RunResults) -> list[str]:
-    return ["## Charts", "", f"![All charts of run {run.run_dir.name}]({FIGURES_DIR}/{COMPARISON_PNG})"]

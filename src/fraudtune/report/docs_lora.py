@@ -14,7 +14,9 @@ from fraudtune import paths
 from fraudtune.files import read_json
 from fraudtune.report import fmt
 from fraudtune.report.runfiles import RunResults
+from fraudtune.roi.render import fill_template
 
+TEMPLATE = "LORA_EXPLAINED.md"  # in docs/templates/, named as the guide it renders
 SEED_DIM, SEED_RANK, SEED_CLAIM_PCT = 4096, 8, 99.6  # the seed's example: a 4096 x 4096 matrix at r=8
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -114,71 +116,63 @@ def all_params_from_line(line: str | None) -> int | None:
 
 
 def render_lora_doc(run: RunResults, ranks: list[int]) -> str:
+    """docs/templates/LORA_EXPLAINED.md filled with the seed's, SmolLM2's and the run's parameter counts."""
     rank = ((run.config or {}).get("lora") or {}).get("r") or SEED_RANK
-    sections = [_mechanics(run), _seed(), _smollm2(ranks, rank), _run(run)]
-    return "\n\n".join("\n".join(s) for s in sections) + "\n"
+    return fill_template(
+        TEMPLATE,
+        **fmt.provenance(run.run_dir, run.meta),
+        **_seed(),
+        **_smollm2(ranks, rank),
+        our_run="\n".join(_run(run)),
+    )
 
 
-def _mechanics(run: RunResults) -> list[str]:
-    return [
-        *fmt.doc_header(run.run_dir, run.meta, "LoRA explained, with our numbers"),
-        "",
-        "## Mechanics",
-        "",
-        "Full fine-tuning updates every weight matrix W (d_out x d_in). LoRA freezes W and learns a low-rank "
-        "update instead: W' = W + (alpha / r) · B · A, with A of shape r x d_in and B of shape d_out x r. "
-        "B starts at zero, so training starts exactly from the base model; only A and B receive gradients, "
-        "so the optimizer state is tiny too. After training, B · A can be merged into W: inference costs "
-        "nothing extra. A matrix therefore trains r · (d_in + d_out) weights instead of d_in · d_out; "
-        "`lora.r` sets r, `lora.alpha` the scale, `lora.target_modules` which matrices get an adapter.",
-    ]
-
-
-def _seed() -> list[str]:
+def _seed() -> dict[str, str]:
     full = full_params(SEED_DIM, SEED_DIM)
     lora = lora_params(SEED_DIM, SEED_DIM, SEED_RANK)
     pct = reduction_pct(full, lora)
-    verdict = "confirmed" if round(pct, 1) >= SEED_CLAIM_PCT else "not confirmed"
-    return [
-        "## The seed's arithmetic",
-        "",
-        f"One {SEED_DIM} x {SEED_DIM} matrix at r = {SEED_RANK}:",
-        "",
-        *fmt.md_table(
-            ["", "formula", "parameters"],
-            [
-                ["full fine-tuning", f"{SEED_DIM} x {SEED_DIM}", f"{full:,}"],
-                ["LoRA", f"{SEED_RANK} x ({SEED_DIM} + {SEED_DIM})", f"{lora:,}"],
-                ["fewer with LoRA", "1 - LoRA / full", f"{pct:.2f}%"],
-            ],
-            right_from=2,
-        ),
-        "",
-        f'The seed\'s "{SEED_CLAIM_PCT}% fewer parameters" is **{verdict}** as arithmetic ({pct:.4f}%).',
-    ]
+    table = fmt.md_table(
+        ["", "formula", "parameters"],
+        [
+            ["full fine-tuning", f"{SEED_DIM} x {SEED_DIM}", f"{full:,}"],
+            ["LoRA", f"{SEED_RANK} x ({SEED_DIM} + {SEED_DIM})", f"{lora:,}"],
+            ["fewer with LoRA", "1 - LoRA / full", f"{pct:.2f}%"],
+        ],
+        right_from=2,
+    )
+    return {
+        "seed_dim": str(SEED_DIM),
+        "seed_rank": str(SEED_RANK),
+        "seed_table": "\n".join(table),
+        "seed_claim_pct": str(SEED_CLAIM_PCT),
+        "seed_verdict": "confirmed" if round(pct, 1) >= SEED_CLAIM_PCT else "not confirmed",
+        "seed_pct": f"{pct:.4f}",
+    }
 
 
-def _smollm2(ranks: list[int], r: int) -> list[str]:
+def _smollm2(ranks: list[int], r: int) -> dict[str, str]:
     s = SMOLLM2_135M
-    return [
-        f"## {s.name}: per-matrix and per-rank counts",
-        "",
-        f"Shape: hidden {s.hidden}, {s.layers} layers, {s.heads} attention heads and {s.kv_heads} key/value heads "
-        f"of dimension {s.head_dim} (grouped-query attention: k_proj and v_proj are narrower than q_proj), MLP "
-        f"width {s.intermediate}, vocabulary {s.vocab:,}, tied embeddings: {s.total_params():,} parameters.",
-        "",
-        f"One decoder block, LoRA at r = {r}:",
-        "",
-        *fmt.md_table(["matrix", "d_in -> d_out", "full", f"LoRA r={r}", "fewer"], _matrix_rows(s, r), right_from=2),
-        "",
-        f"Whole model ({s.layers} layers): LoRA on q_proj + v_proj (our default), and on every linear layer "
-        "(`all-linear`); share = adapter weights / base-model weights.",
-        "",
-        *fmt.md_table(
-            ["r", "q_proj / layer", "v_proj / layer", "q+v total", "q+v share", "all-linear total", "all-linear share"],
-            _rank_rows(s, ranks),
-        ),
-    ]
+    matrix_table = fmt.md_table(
+        ["matrix", "d_in -> d_out", "full", f"LoRA r={r}", "fewer"], _matrix_rows(s, r), right_from=2
+    )
+    rank_table = fmt.md_table(
+        ["r", "q_proj / layer", "v_proj / layer", "q+v total", "q+v share", "all-linear total", "all-linear share"],
+        _rank_rows(s, ranks),
+    )
+    return {
+        "model": s.name,
+        "hidden": str(s.hidden),
+        "layers": str(s.layers),
+        "heads": str(s.heads),
+        "kv_heads": str(s.kv_heads),
+        "head_dim": str(s.head_dim),
+        "intermediate": str(s.intermediate),
+        "vocab": f"{s.vocab:,}",
+        "total_params": f"{s.total_params():,}",
+        "rank": str(r),
+        "matrix_table": "\n".join(matrix_table),
+        "rank_table": "\n".join(rank_table),
+    }
 
 
 def _matrix_rows(s: ModelShape, r: int) -> list[list[str]]:
@@ -209,10 +203,9 @@ def _rank_rows(s: ModelShape, ranks: list[int]) -> list[list[Any]]:
 
 
 def _run(run: RunResults) -> list[str]:
-    lines = ["## Our run", ""]
     summary, lora = run.train_summary, ((run.config or {}).get("lora") or {})
     if summary is None:
-        return [*lines, f"not measured yet: run `{run.command('train')}`"]
+        return [f"not measured yet: run `{run.command('train')}`"]
     measured = summary.get("trainable_params")
     shape = run_shape(run) or (SMOLLM2_135M if "smollm2" in str((run.config or {}).get("model", {})) else None)
     expected = adapter_params(shape, lora["r"], lora["target_modules"]) if shape and lora.get("r") else None
@@ -230,4 +223,4 @@ def _run(run: RunResults) -> list[str]:
     ]
     if base_total > 0 and fmt.is_number(measured):
         rows.append(["fewer than full fine-tuning", f"{reduction_pct(base_total, measured):.2f}%"])
-    return [*lines, *fmt.md_table(["", "value"], rows), "", f"PEFT's own line: `{summary.get('trainable')}`"]
+    return [*fmt.md_table(["", "value"], rows), "", f"PEFT's own line: `{summary.get('trainable')}`"]

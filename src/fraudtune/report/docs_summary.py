@@ -7,27 +7,9 @@ from typing import Any
 from fraudtune.report import fmt
 from fraudtune.report.docs_claims import claims_table, consistency_value, seed_claims
 from fraudtune.report.runfiles import MODEL_NAMES, RunResults, completed_trials, roi_primary
+from fraudtune.roi.render import fill_template
 
-BUILT = (
-    "`fraudtune data`: the issuer profile (flags, rulebook, historical patterns) as a labelling oracle; a generated, "
-    "stratified chat data set; CSV import with column mapping; validation with PII scan and scrub.",
-    "`fraudtune train`: LoRA on SmolLM2-135M-Instruct (dequantised once from the shipped GGUF), answer-only loss, "
-    "per-epoch checkpoints, best adapter by validation loss, `--resume`.",
-    "`fraudtune predict`: label probability from one forward pass, explanation by generation, parse-back to codes.",
-    "`fraudtune evaluate`: the adapter against the prompted base model, the rules engine and gradient boosting, "
-    "with bootstrap intervals, McNemar tests, calibration, consistency and company-knowledge slices.",
-    "`fraudtune forgetting`: general skills of the base model before and after fine-tuning, paired intervals.",
-    "`fraudtune tune`: phased hyperparameter search over `train()`; `fraudtune roi`: the cost-benefit model.",
-    "`fraudtune report` and `fraudtune dashboard`: these guides, the charts and an offline dashboard.",
-)
-LESSONS = (
-    "A GGUF-loaded model keeps its quantization config and the Trainer refuses to train it: dequantise once into a "
-    "plain model and cache it.",
-    "Stages that talk only through files in the run directory make every result reproducible from its folder and "
-    "let the report skip what has not run instead of guessing.",
-    "Precision measured on a balanced test set does not carry over to production fraud rates; recall and the "
-    "false-positive rate do.",
-)
+TEMPLATE = "WEEK22_SUMMARY.md"  # in docs/templates/, named as the guide it renders
 
 
 def results_table(run: RunResults) -> list[str]:
@@ -64,18 +46,19 @@ def results_table(run: RunResults) -> list[str]:
 
 
 def render_summary(run: RunResults) -> str:
-    sections = [
-        fmt.doc_header(run.run_dir, run.meta, "Week 22 summary: LoRA fine-tuning for fraud detection"),
-        ["## What was built", "", *(f"- {b}" for b in BUILT)],
-        ["## Results", "", *results_table(run)],
-        ["## Insights", "", *(f"- {i}" for i in insights(run))],
-        ["## The seed's claims, measured", "", *claims_table(seed_claims(run))],
-        ["## ROI", "", *_roi(run)],
-        ["## Technical metrics", "", *_technical(run)],
-        ["## Lessons", "", *(f"- {lesson}" for lesson in [*LESSONS, *_data_lessons(run)])],
-        ["## Charts", "", f"![All charts of run {run.run_dir.name}](figures/comparison_charts.png)"],
-    ]
-    return "\n\n".join("\n".join(s).rstrip() for s in sections) + "\n"
+    """docs/templates/WEEK22_SUMMARY.md filled with the run's results, insights, claims, ROI and metrics."""
+    bullets = fmt.block([f"- {i}" for i in insights(run)])
+    return fill_template(
+        TEMPLATE,
+        **fmt.provenance(run.run_dir, run.meta),
+        results=fmt.block(results_table(run)),
+        insights=f"\n\n{bullets}" if bullets else "",  # on the heading's line: without insights it stands alone
+        claims=fmt.block(claims_table(seed_claims(run))),
+        roi=fmt.block(_roi(run)),
+        technical=fmt.block(_technical(run)),
+        data_lessons="".join(f"\n- {lesson}" for lesson in _data_lessons(run)).rstrip(),
+        run_name=run.run_dir.name,
+    )
 
 
 def insights(run: RunResults) -> list[str]:
