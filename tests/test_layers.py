@@ -13,7 +13,8 @@ from fraudtune.paths import PACKAGE_ROOT
 # lowest first; a module belongs to the longest prefix that names it
 LAYERS = (
     ("core", ("fraudtune.paths", "fraudtune.errors", "fraudtune.files", "fraudtune.config", "fraudtune.profile",
-              "fraudtune.manifest", "fraudtune.runmeta", "fraudtune.dotted", "fraudtune.stats", "fraudtune.memory")),
+              "fraudtune.manifest", "fraudtune.runmeta", "fraudtune.dotted", "fraudtune.stats", "fraudtune.memory",
+              "fraudtune.guides")),
     ("modeling", ("fraudtune.modeling",)),
     ("data", ("fraudtune.data",)),
     ("train", ("fraudtune.train",)),

@@ -8,12 +8,12 @@ import pytest
 from conftest import tiny_config
 from fake_run import make_fake_run
 
+from fraudtune import guides as render
 from fraudtune.cli import main
 from fraudtune.errors import FraudtuneError
 from fraudtune.report.charts import Charts
 from fraudtune.report.docs import write_docs
 from fraudtune.report.runfiles import load_run
-from fraudtune.roi import render
 
 LEFT_OVER = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?")  # `$name` or `${name}`; dollar amounts start with a digit
 

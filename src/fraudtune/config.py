@@ -276,7 +276,9 @@ class RoiConfig(Section):
     )
     decision_rule_changes: list[float] = Field([0, 4, 12, 52], description="Rule changes a year (decision columns).")
     doc_path: Path | None = Field(
-        Path("docs/COST_BENEFIT_ANALYSIS.md"), description="Where `fraudtune roi` writes the guide (null: don't)."
+        None,
+        description="Where `fraudtune roi` also writes the cost-benefit guide (null, the default: it doesn't; "
+        "`fraudtune report --docs` writes docs/COST_BENEFIT_ANALYSIS.md from the run's roi.json).",
     )
 
 

@@ -17,13 +17,13 @@ from typing import Any
 from fraudtune import paths
 from fraudtune.config import RunConfig
 from fraudtune.files import write_text_atomic
+from fraudtune.guides import fill_template
 from fraudtune.report import fmt
 from fraudtune.report.charts import COMPARISON_PNG, Charts
 from fraudtune.report.docs_claims import claims_table, seed_claims
 from fraudtune.report.docs_lora import render_lora_doc
 from fraudtune.report.docs_summary import render_summary, results_table
 from fraudtune.report.runfiles import RunResults, roi_primary
-from fraudtune.roi.render import fill_template
 
 FINETUNING_GUIDE = "FINETUNING_GUIDE.md"  # each guide and its template in docs/templates/ share a name
 LORA_EXPLAINED = "LORA_EXPLAINED.md"
@@ -151,7 +151,7 @@ PIPELINE = (  # stage, command verb, what it writes
     ("evaluate", "evaluate", "eval.json, predictions/<model>.jsonl"),
     ("forgetting", "forgetting", "forgetting.json"),
     ("tune", "tune", "training_results.json"),
-    ("roi", "roi", "roi.json, docs/COST_BENEFIT_ANALYSIS.md"),
+    ("roi", "roi", "roi.json"),
     ("report", "report --docs", "report/*.png, report/dashboard.html, docs/*.md"),
 )
 

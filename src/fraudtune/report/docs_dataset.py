@@ -17,8 +17,8 @@ from fraudtune.data import catalog, generate, plan
 from fraudtune.data.chat import render_assistant, to_messages
 from fraudtune.data.csv_mapping import FIELDS
 from fraudtune.files import write_text_atomic
+from fraudtune.guides import fill_template
 from fraudtune.profile import Condition, Profile, Rule, assess
-from fraudtune.roi.render import fill_template
 
 TEMPLATE = "DATASET_PREPARATION.md"  # in docs/templates/, named as the guide it renders
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from fraudtune import paths
 from fraudtune.files import read_json
+from fraudtune.guides import fill_template
 from fraudtune.report import fmt
 from fraudtune.report.runfiles import RunResults
-from fraudtune.roi.render import fill_template
 
 TEMPLATE = "LORA_EXPLAINED.md"  # in docs/templates/, named as the guide it renders
 SEED_DIM, SEED_RANK, SEED_CLAIM_PCT = 4096, 8, 99.6  # the seed's example: a 4096 x 4096 matrix at r=8

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from fraudtune.guides import fill_template
 from fraudtune.report import fmt
 from fraudtune.report.docs_claims import claims_table, consistency_value, seed_claims
 from fraudtune.report.runfiles import MODEL_NAMES, RunResults, completed_trials, roi_primary
-from fraudtune.roi.render import fill_template
 
 TEMPLATE = "WEEK22_SUMMARY.md"  # in docs/templates/, named as the guide it renders
 

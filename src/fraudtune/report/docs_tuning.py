@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fraudtune import paths
 from fraudtune.files import read_json, write_text_atomic
-from fraudtune.roi.render import fill_template
+from fraudtune.guides import fill_template
 from fraudtune.tune.render import results_markdown, techniques_markdown
 
 TEMPLATE = "HYPERPARAMETER_TUNING.md"  # in docs/templates/, named as the guide it renders

@@ -9,15 +9,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from string import Template
 from typing import Any
 
-from fraudtune import paths
-from fraudtune.errors import FraudtuneError
 from fraudtune.files import write_text_atomic
+from fraudtune.guides import fill_template
 
 # The guides' prose, one markdown template per guide; in the checkout, not in the installed package.
-TEMPLATES_DIR = paths.REPO_ROOT / "docs" / "templates"
 COST_BENEFIT_TEMPLATE = "COST_BENEFIT_ANALYSIS.md"
 
 Row = tuple[str, Callable[[dict[str, Any]], str]]
@@ -90,29 +87,6 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"({verdict['reason']}; first-year net {_usd(verdict['net_first_year'])})."
     )
     return "\n".join(lines) + "\n"
-
-
-def fill_template(name: str, **values: str) -> str:
-    """docs/templates/<name> with every `$placeholder` filled from `values` (`$$` is a literal dollar sign).
-
-    It lives here, in the lowest layer that writes a guide, so that roi and report render theirs the same way.
-    """
-    path = TEMPLATES_DIR / name
-    if not path.is_file():
-        raise FraudtuneError(
-            f"{path}: guide template not found; run from a fraudtune checkout (the guides' templates are in "
-            "docs/templates/, not in the installed package)"
-        )
-    template = Template(path.read_text(encoding="utf-8"))
-    if not template.is_valid():
-        raise ValueError(f"{path}: a `$` that starts no placeholder; write `$$` for a dollar sign")
-    wanted = set(template.get_identifiers())
-    if wanted != set(values):  # the renderer and its template disagree: a bug, not a user's mistake
-        raise ValueError(
-            f"{path}: placeholders without a value {sorted(wanted - set(values))}, "
-            f"values without a placeholder {sorted(set(values) - wanted)}"
-        )
-    return template.substitute(values)
 
 
 def render_doc(result: dict[str, Any]) -> str:
