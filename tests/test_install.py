@@ -69,3 +69,5 @@ def test_pip_install_outside_the_checkout_generates_and_trains(tmp_path):
           "--run-dir", "run"], work, env)  # fmt: skip
     assert (work / "run" / paths.ADAPTER_DIR / "adapter_model.safetensors").exists()
     assert json.loads((work / "run" / paths.TRAIN_SUMMARY).read_text())["steps"] > 0
+    roi = _run([fraudtune, "roi", "--run-dir", "run", "--preset", "seed", "--json"], work, env)
+    assert json.loads(roi.stdout)["preset"] == "seed"  # no guide template needed outside a checkout
