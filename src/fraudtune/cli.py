@@ -99,14 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--benchmark", type=Path, default=None, help="extra multiple-choice JSONL (question, choices, answer)"
     )
-    p.add_argument(
-        "part",
-        nargs="?",
-        choices=("measure", "strategies"),
-        default="measure",
-        help="measure: base vs fine-tuned (default); strategies: train and compare the prevention strategies",
-    )
-    p.add_argument("--strategies", action="store_true", help=argparse.SUPPRESS)  # the former spelling
+    _sub_verb(p, "measure: base vs fine-tuned (default); strategies: train and compare the prevention strategies")
     p.set_defaults(func=_forgetting)
 
     p = sub.add_parser("tune", help="hyperparameter search (phased grid or TPE) over train()")
@@ -114,14 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None, help="SQLAlchemy URL shared by workers (default: sqlite in RUN/tune)")
     p.add_argument("--study", default=None, help="study name")
     p.add_argument("--budget", choices=("small", "full"), default=None, help="small subset or the whole grid")
-    p.add_argument(
-        "part",
-        nargs="?",
-        choices=("search", "techniques"),
-        default="search",
-        help="search: the grid or TPE study (default); techniques: measure the advanced techniques",
-    )
-    p.add_argument("--techniques", action="store_true", help=argparse.SUPPRESS)  # the former spelling
+    _sub_verb(p, "search: the grid or TPE study (default); techniques: measure the advanced techniques")
     p.set_defaults(func=_tune)
 
     p = sub.add_parser("study", help="the knowledge study: train each setting, judge all on one fresh test set")
@@ -152,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue a killed demo")
     p.set_defaults(func=_demo)
     return parser
+
+
+def _sub_verb(p: argparse.ArgumentParser, help_text: str) -> None:
+    """An optional sub-verb: "default: ...; other: ..." names both; the other one was once a --flag, which still
+    parses (hidden)."""
+    (default, _), (other, _) = (part.strip().split(":", 1) for part in help_text.split(";", 1))
+    p.add_argument("part", nargs="?", choices=(default, other), default=default, help=help_text)
+    p.add_argument(f"--{other}", action="store_true", help=argparse.SUPPRESS)
 
 
 def _config_args(p: argparse.ArgumentParser, run_dir: bool = True) -> None:
