@@ -25,11 +25,6 @@ def _batches(order: Sequence[int], size: int) -> list[list[int]]:
     return [list(order[i : i + size]) for i in range(0, len(order), size)]
 
 
-def device_of(model: Any) -> torch.device:
-    """The device of the model's weights."""
-    return next(model.parameters()).device
-
-
 def _pad_right(rows: list[Ids], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -49,7 +44,7 @@ def continuation_logprobs(
     Requests are sorted by length so each right-padded batch wastes little compute, and only the positions that
     predict a continuation token go through the 49k-word output layer.
     """
-    from fraudtune.modeling.inference import decoder_and_head
+    from fraudtune.modeling.inference import decoder_and_head, device_of
 
     decoder, head = decoder_and_head(model)
     device = device_of(model)

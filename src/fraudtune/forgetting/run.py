@@ -40,6 +40,7 @@ from fraudtune.config import RunConfig
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import read_jsonl, write_json, write_text_atomic
 from fraudtune.forgetting import probes
+from fraudtune.modeling.inference import device_of
 from fraudtune.profile import Profile, load_profile
 from fraudtune.stats import bootstrap_ci, paired_bootstrap
 
@@ -226,7 +227,7 @@ def load_pair(adapter_dir: Path, base: Any | None = None) -> tuple[ModelPair, Ru
         return ModelPair(tokenizer, tuned), run_cfg
     if base is None:
         base, _ = load_base(run_cfg.model)
-    return ModelPair(tokenizer, tuned, base.to(probes.device_of(tuned))), run_cfg
+    return ModelPair(tokenizer, tuned, base.to(device_of(tuned))), run_cfg
 
 
 def cross_measure(pair: ModelPair, sets: ProbeSets, before: dict, after: dict, cfg: RunConfig) -> dict[str, Any]:
@@ -255,9 +256,9 @@ def corpus_divergence(pair: ModelPair, passages: list[dict[str, Any]], window: i
             if chunk.shape[1] < 2:
                 continue
             with pair.before() as model:
-                logits_before = model(input_ids=chunk.to(probes.device_of(model))).logits[0, :-1].cpu()
+                logits_before = model(input_ids=chunk.to(device_of(model))).logits[0, :-1].cpu()
             with pair.after() as model:
-                logits_after = model(input_ids=chunk.to(probes.device_of(model))).logits[0, :-1].cpu()
+                logits_after = model(input_ids=chunk.to(device_of(model))).logits[0, :-1].cpu()
             kl, nll_before, nll_after = probes.kl_and_nll(logits_before, logits_after, chunk[0, 1:])
             rows.append((float(nll_before.sum()), float(nll_after.sum()), float(kl.sum()), chunk.shape[1] - 1))
     return np.array(rows).reshape(-1, 4)
