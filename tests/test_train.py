@@ -356,3 +356,46 @@ def test_top_layers_adapts_only_the_upper_layers():
     assert adapted == [2, 3]
     with pytest.raises(FraudtuneError, match=r"lora.top_layers \(5\) > the model's 4 layers"):
         build_model(tiny_config("model.tiny_layers=4", "lora.top_layers=5"))
+
+
+def test_cached_frozen_layers_give_the_same_loss_and_gradients(tokenizer, tmp_path):
+    from fraudtune.data.generate import generate
+    from fraudtune.modeling.frozen import first_trainable_layer, lower_states
+    from fraudtune.modeling.tokens import collate
+    from fraudtune.train import answer_only_loss, build_model
+
+    model, _ = build_model(
+        tiny_config("model.tiny_layers=4", "lora.top_layers=2", "lora.dropout=0", "train.precision=fp32")
+    )
+    split = first_trainable_layer(model)
+    assert split == 2
+    cfg = tiny_config()
+    generate(tmp_path, cfg.data.profile, 20, 1, cfg.data)
+    chats = read_jsonl(tmp_path / "train.jsonl")[:3]
+    examples = [encode_example(c["messages"], tokenizer, 512, (10.0, 3.0)) for c in chats]
+    states = lower_states(model, [e["input_ids"] for e in examples], split, tokenizer.pad_token_id)
+    assert [s.shape[0] for s in states] == [len(e["input_ids"]) for e in examples]
+    plain = collate(examples, tokenizer.pad_token_id, 8)
+    cached = collate([{**e, "hidden": s} for e, s in zip(examples, states, strict=True)], tokenizer.pad_token_id, 8)
+    assert cached["hidden"].shape[:2] == plain["input_ids"].shape
+
+    def loss_and_grads(batch, at):
+        model.zero_grad()
+        loss = answer_only_loss(model, batch, split=at)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    loss, grads = loss_and_grads(plain, 0)
+    loss_cached, grads_cached = loss_and_grads(cached, split)
+    torch.testing.assert_close(loss_cached, loss)
+    for g, g_cached in zip(grads, grads_cached, strict=True):
+        torch.testing.assert_close(g_cached, g)
+    assert first_trainable_layer(build_model(tiny_config("model.tiny_layers=4"))[0]) == 0
+
+
+def test_top_layers_run_trains_from_the_cached_states(tmp_path):
+    from fraudtune.train import train
+
+    summary = train(tiny_config("model.tiny_layers=4", "lora.top_layers=1", "train.epochs=1"), tmp_path)
+    assert summary["epochs_run"] == 1
+    assert (tmp_path / paths.ADAPTER_DIR / "adapter_model.safetensors").exists()

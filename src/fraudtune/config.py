@@ -124,6 +124,11 @@ class TrainConfig(Section):
         description="Batch examples of similar length (less padding). Off by default: answer length follows the "
         "label, so length-grouped batches hold one label and the model learns the prior instead of the decision.",
     )
+    cache_frozen_layers: bool = Field(
+        True,
+        description="With lora.top_layers, run the frozen layers below the adapters once per example and reuse "
+        "their output every epoch (same loss and gradients; each step runs only the adapted layers).",
+    )
     seed: int = Field(42, description="Training seed, set before the adapter is created.")
     general_mix: float = Field(0.0, ge=0, lt=1, description="Share of general instruction data mixed into training.")
     pad_to_multiple: int = Field(

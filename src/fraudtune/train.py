@@ -101,7 +101,9 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, callbacks: list[TrainerC
             "%d training examples were longer than data.max_length=%d and were cut", truncated, cfg.data.max_length
         )
     val_chats = [r["messages"] for r in val_rows]
+    split = cache_frozen_states(cfg, model, tokenizer, train_set + val_set)
     trainer = build_trainer(cfg, run_dir, model, tokenizer, train_set, val_set, val_chats, callbacks)
+    trainer.frozen_split = split
     began = time.perf_counter()
     trainer.train(resume_from_checkpoint=last_checkpoint(run_dir) if resume else None)
     train_seconds = time.perf_counter() - began
@@ -211,6 +213,28 @@ def encode_rows(
     return encoded, sum(e["truncated"] for e in encoded)
 
 
+def cache_frozen_states(cfg: RunConfig, model: Any, tokenizer: Any, examples: list[dict[str, Any]]) -> int:
+    """With adapters on the top layers only, the frozen layers' output per example ("hidden"), computed once
+    (modeling/frozen.py); returns the first adapted layer (0: nothing cached)."""
+    if not (cfg.train.cache_frozen_layers and cfg.lora.method == "lora" and cfg.lora.top_layers):
+        return 0
+    from fraudtune.modeling.frozen import first_trainable_layer, lower_states
+
+    split = first_trainable_layer(model)
+    if split == 0:
+        return 0
+    began = time.perf_counter()
+    states = lower_states(
+        model, [e["input_ids"] for e in examples], split, tokenizer.pad_token_id, cfg.train.eval_batch_size, True
+    )
+    for example, state in zip(examples, states, strict=True):
+        example["hidden"] = state
+    log.info(
+        "frozen layers 0-%d run once for %d examples in %.0f s", split - 1, len(examples), time.perf_counter() - began
+    )
+    return split
+
+
 def precision(cfg: RunConfig) -> str:
     """bf16 only where the hardware does it fast; a CPU without AVX512-BF16/AMX runs bf16 ~50x slower than fp32."""
     if cfg.train.precision != "auto":
@@ -287,12 +311,13 @@ class AnswerOnlyTrainer(Trainer):
     """
 
     decision_weight: float = 1.0
+    frozen_split: int = 0  # first adapted layer when the frozen layers' output is cached (inputs["hidden"])
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # accelerate puts autocast on model.forward only; answer_only_loss calls the decoder and the head
         # directly, so without this context mixed precision would silently run in fp32
         with self.accelerator.autocast():
-            loss = answer_only_loss(model, inputs, num_items_in_batch, self.decision_weight)
+            loss = answer_only_loss(model, inputs, num_items_in_batch, self.decision_weight, self.frozen_split)
         if num_items_in_batch is not None and self.args.average_tokens_across_devices and self.args.world_size > 1:
             # DDP: num_items_in_batch counts every rank's tokens and DDP then averages the gradients over ranks,
             # so scale back up by the world size (as Trainer.compute_loss does) to match a single-process run.
@@ -301,7 +326,11 @@ class AnswerOnlyTrainer(Trainer):
 
 
 def answer_only_loss(
-    model: Any, inputs: dict[str, torch.Tensor], num_items_in_batch: Any = None, decision_weight: float = 1.0
+    model: Any,
+    inputs: dict[str, torch.Tensor],
+    num_items_in_batch: Any = None,
+    decision_weight: float = 1.0,
+    split: int = 0,
 ) -> torch.Tensor:
     """Next-token cross-entropy over supervised positions (summed, divided across accumulation).
 
@@ -311,7 +340,7 @@ def answer_only_loss(
     """
     targets = inputs["labels"][:, 1:]
     keep = targets != IGNORE_INDEX
-    logits = supervised_logits(model, inputs, keep)
+    logits = supervised_logits(model, inputs, keep, split)
     per_token = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="none")
     if "weights" in inputs:  # per-token weights from encode_example (verdict and flag tokens, any answer order)
         per_token = per_token * inputs["weights"][:, 1:].to(per_token.device)[keep]
@@ -322,8 +351,10 @@ def answer_only_loss(
     return per_token.sum() / torch.as_tensor(denominator, device=per_token.device).clamp(min=1)
 
 
-def supervised_logits(model: Any, inputs: dict[str, torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
-    """Logits at the positions that predict a supervised token, in row-major order: (n_kept, vocab)."""
+def supervised_logits(model: Any, inputs: dict[str, torch.Tensor], keep: torch.Tensor, split: int = 0) -> torch.Tensor:
+    """Logits at the positions that predict a supervised token, in row-major order: (n_kept, vocab).
+
+    With inputs["hidden"] (the cached state entering layer `split`), only the layers from `split` up run."""
     if isinstance(model, torch.nn.parallel.DistributedDataParallel):
         # DDP: the forward must go through the wrapper (it arms the gradient all-reduce); a boolean
         # logits_to_keep mask still projects only the supervised positions.
@@ -334,7 +365,12 @@ def supervised_logits(model: Any, inputs: dict[str, torch.Tensor], keep: torch.T
     from fraudtune.modeling.inference import decoder_and_head
 
     decoder, head = decoder_and_head(model)
-    hidden = decoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+    if "hidden" in inputs:
+        from fraudtune.modeling.frozen import upper_hidden
+
+        hidden = upper_hidden(model, inputs["hidden"], inputs["attention_mask"], split)
+    else:
+        hidden = decoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
     return head(hidden[:, :-1][keep]).float()
 
 

@@ -101,4 +101,9 @@ def collate(batch: list[dict[str, Any]], pad_id: int, multiple: int = 1) -> dict
     out = {"input_ids": ids, "labels": labels, "attention_mask": mask}
     if weights is not None:
         out["weights"] = weights
+    if all("hidden" in b for b in batch):  # the frozen layers' cached output (modeling/frozen.py)
+        hidden = torch.zeros((len(batch), width, batch[0]["hidden"].shape[-1]), dtype=batch[0]["hidden"].dtype)
+        for i, b in enumerate(batch):
+            hidden[i, : b["hidden"].shape[0]] = b["hidden"]
+        out["hidden"] = hidden
     return out
