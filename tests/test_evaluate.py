@@ -79,7 +79,13 @@ def test_evaluate_writes_every_model_and_metric(evaluated):
         rows = read_jsonl(run / paths.PREDICTIONS_DIR / f"{key}.jsonl")
         assert len(rows) == TEST_N and {"transaction_id", "truth", "label", "fraud_probability"} <= set(rows[0])
     answered = [r for r in read_jsonl(run / paths.PREDICTIONS_DIR / "fine_tuned.jsonl") if "answer" in r]
-    assert len(answered) == 4 and all(len(r["decisions"]) == tiny_config().eval.consistency_runs for r in answered)
+    assert len(answered) == 4 and all(0 <= r["consistency"]["agreement"] <= 1 for r in answered)  # computed
+    prompted = [r for r in read_jsonl(run / paths.PREDICTIONS_DIR / "prompted_base.jsonl") if "answer" in r]
+    assert all(len(r["decisions"]) == tiny_config().eval.consistency_runs for r in prompted)  # sampled
+    methods = {
+        k: m.get("consistency_method") for k, m in json.loads((run / paths.EVAL_JSON).read_text())["models"].items()
+    }
+    assert methods["fine_tuned"] == "exact" and methods["prompted_base"] == "sampled"
 
 
 def test_roi_reads_the_measured_eval(evaluated):

@@ -191,3 +191,33 @@ def test_generation_stops_after_the_score_line():
 
     rows = ["Red Flags: []\nRisk Score: 10\n", "Red Flags: [New device (first use)]\nRisk Score: 1", "Red Flags: ["]
     assert [until_evidence(r) for r in rows] == [True, False, False]
+
+
+def test_label_word_probabilities_are_the_teacher_forced_product(predictor, transactions):
+    from fraudtune.modeling.inference import encode_prompts, label_word_probabilities
+
+    model, tok = predictor.model, predictor.tokenizer
+    chats = predictor.chats(transactions[:3])
+    got = label_word_probabilities(model, tok, encode_prompts(model, tok, chats), 0.7, 2)
+    for row, chat in enumerate(chats):
+        prompt = tok(prompt_text(chat, tok), add_special_tokens=False)["input_ids"]
+        for col, word in enumerate(("FRAUD", "LEGITIMATE")):
+            ids = tok(word, add_special_tokens=False)["input_ids"]
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([prompt + ids])).logits[0, len(prompt) - 1 : -1]
+            expected = torch.softmax(logits / 0.7, dim=-1)[torch.arange(len(ids)), ids].prod().item()
+            assert got[row, col].item() == pytest.approx(expected, rel=1e-3, abs=1e-7)
+
+
+def test_exact_agreement_is_the_chance_that_every_run_agrees(predictor, transactions, monkeypatch):
+    from fraudtune.evaluate import llm
+    from fraudtune.modeling.inference import encode_prompts
+
+    model, tok = predictor.model, predictor.tokenizer
+    prompts = encode_prompts(model, tok, predictor.chats(transactions[:2]))
+    words = torch.tensor([[0.7, 0.2], [0.5, 0.5]])
+    monkeypatch.setattr(llm, "label_word_probabilities", lambda *args: words)
+    got = llm.exact_agreement(model, tok, prompts, [0, 1], 10, 0.7, 4)
+    assert got[0]["agreement"] == pytest.approx(0.7**10 + 0.2**10)
+    assert got[0]["other_mass"] == pytest.approx(0.1)
+    assert got[1] == pytest.approx({"agreement": 2 * 0.5**10, "other_mass": 0.0})

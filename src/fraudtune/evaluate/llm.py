@@ -19,13 +19,14 @@ from fraudtune.modeling.inference import (
     decision_of,
     encode_prompts,
     generate,
+    label_word_probabilities,
     until_decided,
     verdict_scores,
 )
 from fraudtune.profile import Profile
 
 log = logging.getLogger(__name__)
-__all__ = ["answer_record", "decision_of", "explain", "run_regime", "sample_decisions", "score"]
+__all__ = ["answer_record", "decision_of", "exact_agreement", "explain", "run_regime", "sample_decisions", "score"]
 
 
 def score(model: Any, tokenizer: Any, prompts: PromptSet, batch_size: int, progress: bool = True) -> list[float]:
@@ -96,6 +97,21 @@ def sample_decisions(
     return decisions
 
 
+def exact_agreement(
+    model: Any, tokenizer: Any, prompts: PromptSet, subset: list[int], runs: int, temperature: float, batch_size: int
+) -> dict[int, dict[str, float]]:
+    """Per subset item, the exact chance that `runs` sampled verdict-first decisions all agree: p_F^runs + p_L^runs,
+    with p the probabilities of answers starting with the words FRAUD / LEGITIMATE at `temperature`. Answers that
+    start otherwise (mass 1 - p_F - p_L, kept as `other_mass`) count as disagreeing, so it is a lower bound that is
+    exact when the two words carry all the mass."""
+    chosen = PromptSet([prompts.ids[i] for i in subset], prompts.prefix_len, prompts.cache)
+    probs = label_word_probabilities(model, tokenizer, chosen, temperature, batch_size)
+    return {
+        i: {"agreement": float(p[0] ** runs + p[1] ** runs), "other_mass": float(max(0.0, 1 - p.sum()))}
+        for i, p in zip(subset, probs.double(), strict=True)
+    }
+
+
 def run_regime(
     model: Any,
     tokenizer: Any,
@@ -106,10 +122,13 @@ def run_regime(
     seed: int,
     batch_size: int,
     probs: list[float] | None = None,
+    exact_consistency: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Per-transaction records (label, probability; answer and sampled decisions on the subset) and part timings.
 
     `probs` are used as given when the caller scored already (the fine-tuned model goes through Predictor.score).
+    `exact_consistency` (a verdict-first answer: the decision is the first sampled word) computes the chance that
+    the samples agree from the label words' probabilities instead of sampling them.
     """
     timings: dict[str, float] = {}
     began = time.perf_counter()
@@ -123,15 +142,23 @@ def run_regime(
     )
     timings["explanations"] = time.perf_counter() - began
     began = time.perf_counter()
-    decisions = sample_decisions(
-        model, tokenizer, prompts, subset, ecfg.consistency_runs, ecfg.temperature, ecfg.decision_max_new_tokens, seed
-    )
+    runs, temperature = ecfg.consistency_runs, ecfg.temperature
+    if exact_consistency:
+        agreement = exact_agreement(model, tokenizer, prompts, subset, runs, temperature, batch_size)
+    else:
+        decisions = sample_decisions(
+            model, tokenizer, prompts, subset, runs, temperature, ecfg.decision_max_new_tokens, seed
+        )
     timings["consistency"] = time.perf_counter() - began
     records = []
     for i, p in enumerate(probs):
         record = {"label": "FRAUD" if p >= 0.5 else "LEGITIMATE", "fraud_probability": p}
         record["prompt_tokens"] = len(prompts.ids[i])
         if i in answers:
-            record["answer"], record["decisions"] = answers[i], decisions[i]
+            record["answer"] = answers[i]
+            if exact_consistency:
+                record["consistency"] = agreement[i]
+            else:
+                record["decisions"] = decisions[i]
         records.append(record)
     return records, timings

@@ -24,7 +24,11 @@ NOTES = [
     "McNemar: exact binomial test on the discordant pairs; b = fine-tuned right where the baseline is wrong, "
     "c = the reverse.",
     "Consistency: share of generation-subset transactions whose sampled answers (temperature eval.temperature, "
-    "eval.consistency_runs samples, read up to the decision) all give the same label; deterministic baselines are 1.",
+    "eval.consistency_runs samples, read up to the decision) all give the same label; deterministic baselines are 1. "
+    "Where the answer starts with its verdict (the fine-tuned model, verdict first) that share is computed, not "
+    "sampled: the decision is the first sampled word, so the runs agree with probability p_F^runs + p_L^runs, p the "
+    "chance at that temperature that the answer starts with FRAUD / LEGITIMATE (each word's tokens teacher-forced); "
+    "answers starting with anything else count as disagreeing (their largest mass is in eval.json).",
     "Response quality is computed by code from the SPEC 2 format (no LLM judge runs offline). Clarity (1-5) = 1 + "
     "one point each for: all four lines parse; reasoning 1-3 sentences of 5-80 words; reasoning cites every flag "
     "(or names the normal pattern); label agrees with score and threshold, no contradiction, no looping text.",
@@ -101,7 +105,7 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], str], Getter | None, str]] = [
         "pp",
     ),
     ("Recall at target FPR", lambda m: _pct(_get("threshold_at_fpr.recall")(m)), _get("threshold_at_fpr.recall"), "pp"),
-    ("Consistency (sampled decisions agree)", lambda m: _pct(m.get("consistency")), _get("consistency"), "pp"),
+    ("Consistency (decisions agree over the runs)", lambda m: _pct(m.get("consistency")), _get("consistency"), "pp"),
     ("Company knowledge", _slice("company_knowledge"), _get("company_knowledge.accuracy"), "pp"),
     (
         "  documented rules (3.2)",

@@ -200,6 +200,7 @@ def _fine_tuned(adapter_dir: Path, test: TestSet, subset: list[int], cfg: RunCon
         cfg.seed,
         cfg.train.eval_batch_size,
         probs=[s["fraud_probability"] for s in scored],
+        exact_consistency=predictor.answer_order == "verdict_first",
     )
     for part, seconds in parts.items():
         timer.add(f"fine_tuned.{'prefix' if part == 'scoring' else part}", seconds)

@@ -133,8 +133,15 @@ def generation_summary(
     if answered:
         answers = [records[i]["answer"] for i in answered]
         out.update(response_quality(answers, [rows[i] for i in answered], profile))
-        sampled = [records[i]["decisions"] for i in answered if "decisions" in records[i]]
-        out["consistency"], out["consistency_n"] = metrics.all_agree(sampled), len(sampled)
+        exact = [records[i]["consistency"] for i in answered if "consistency" in records[i]]
+        if exact:  # computed from the label words' probabilities (evaluate/llm.exact_agreement)
+            out["consistency"], out["consistency_n"] = _mean([e["agreement"] for e in exact]), len(exact)
+            out["consistency_method"] = "exact"
+            out["consistency_other_mass_max"] = max(e["other_mass"] for e in exact)
+        else:
+            sampled = [records[i]["decisions"] for i in answered if "decisions" in records[i]]
+            out["consistency"], out["consistency_n"] = metrics.all_agree(sampled), len(sampled)
+            out["consistency_method"] = "sampled" if sampled else None
         timed = [a for a in answers if a.get("latency_ms") is not None]  # the rest were decoded in batches
         score_ms, explain_ms = [a["latency_ms"] for a in timed], [a["latency_ms_explain"] for a in timed]
     else:

@@ -153,6 +153,27 @@ def fraud_probability(logits: torch.Tensor, tokenizer: Any) -> torch.Tensor:
     return torch.softmax(logits[:, [fraud_id, legit_id]].float(), dim=-1)[:, 0]
 
 
+@torch.no_grad()
+def label_word_probabilities(
+    model: Any, tokenizer: Any, prompts: PromptSet, temperature: float, batch_size: int
+) -> torch.Tensor:
+    """(n, 2): the chance that an answer sampled at `temperature` starts with the whole word FRAUD, LEGITIMATE.
+
+    Each word's tokens are teacher-forced after the prompt: P(word) = prod_k softmax(logits_k / T)[token_k]. For a
+    verdict-first answer this is the distribution of the sampled decision itself; 1 - (sum of both) is the mass
+    of answers that start with anything else."""
+    words = [tokenizer(w, add_special_tokens=False)["input_ids"] for w in ("FRAUD", "LEGITIMATE")]
+    n = len(prompts.ids)
+    out = torch.ones(n, 2)
+    first = torch.softmax(next_token_logits(model, tokenizer, prompts, batch_size) / temperature, dim=-1)
+    for j, ids in enumerate(words):
+        out[:, j] = first[:, ids[0]]
+        for k in range(1, len(ids)):
+            logits = next_token_logits(model, tokenizer, prompts, batch_size, suffixes=[ids[:k]] * n)
+            out[:, j] *= torch.softmax(logits / temperature, dim=-1)[:, ids[k]]
+    return out
+
+
 @dataclass
 class Answer:
     """One generated answer: text, token ids, P(FRAUD) at its first token, and the time it took.
