@@ -348,3 +348,42 @@ def test_evidence_first_answers_state_flags_and_score_before_the_verdict(tmp_pat
         assert parsed.error is None and parsed.label == meta["label"] and parsed.risk_score == meta["risk_score"]
         if meta["deciding_rule"]:  # the deciding company rule is the first flag written
             assert parsed.red_flags[0] == meta["deciding_rule"]
+
+
+def test_twins_are_minimal_pairs_across_the_rule_in_their_anchors_split(tmp_path: Path) -> None:
+    from fraudtune.config import DataConfig
+
+    generate(tmp_path, DEMO_PROFILE, n=300, seed=5, data_cfg=DataConfig(twins=True))
+    metas = read_jsonl(tmp_path / "fraud_dataset.meta.jsonl")
+    by_id = {m["transaction_id"]: m for m in metas}
+    twins = [m for m in metas if "twin_of" in m]
+    anchors = [m for m in metas if "twin_of" not in m and (m["category"] == "company_specific" or m["near_miss"])]
+    assert len(twins) >= 0.8 * len(anchors) > 0  # nearly every rule case and near miss has its twin
+    changed_fields = Counter()
+    for twin in twins:
+        anchor = by_id[twin["twin_of"]]
+        assert twin["split"] == anchor["split"] and twin["label"] != anchor["label"]
+        assert spec_assess(twin["transaction"])[0] == twin["label"]  # labelled by the SPEC, not by intention
+        assert twin["unit"] == anchor["unit"]  # the same rule (and blacklisted id) on the other side
+        code = twin["unit"].split(":")[0]
+        assert (code in spec_flags(twin["transaction"])) == (twin["label"] == "FRAUD")
+        a, t = anchor["transaction"], twin["transaction"]
+        assert t["customer"]["id"] != a["customer"]["id"] and t["transaction_id"] != a["transaction_id"]
+        flat_a, flat_t = _flat(a), _flat(t)
+        moved = {k for k in flat_a if flat_a[k] != flat_t[k]} - {"transaction_id", "customer.id"}
+        assert 1 <= len(moved) <= 3, (moved, twin["unit"])  # the rule's value (and what it drags along) only
+        changed_fields.update(moved)
+    assert changed_fields["amount"] and changed_fields["merchant.id"]  # thresholds and lookalike ids both move
+    card = json.loads((tmp_path / "data_card.json").read_text())
+    assert card["twins"] == len(twins) and card["n"] == len(metas)
+    assert all(validate_transaction(m["transaction"]) == [] for m in twins)
+
+
+def _flat(obj: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

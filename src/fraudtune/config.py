@@ -44,6 +44,12 @@ class DataConfig(Section):
         description="Order of the answer lines: the verdict first (SPEC 2's example), or red flags and risk score "
         "first so that the model states the evidence before it decides.",
     )
+    twins: bool = Field(
+        False,
+        description="Minimal pairs: every company-rule case and every near miss also comes as its twin, the same "
+        "transaction with the rule's deciding value moved just across the threshold (label from the oracle), in "
+        "the same split; the data set grows by their number.",
+    )
     allow_pii: bool = Field(False, description="Train even if the PII scan finds unscrubbed card numbers, emails...")
 
     @model_validator(mode="after")

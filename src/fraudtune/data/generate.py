@@ -71,6 +71,16 @@ def generate(
             log.info("generated %d / %d examples", i, len(intents))
     rng.shuffle(examples)
     split_examples(examples, data_cfg.train_frac, data_cfg.val_frac, seed)
+    if data_cfg.twins:
+        from fraudtune.data.twins import add_twins
+
+        def render(intent: Intent, txn: dict[str, Any], verdict: Verdict) -> Example:
+            return _example(intent, txn, verdict, profile, rng, data_cfg.answer_order)
+
+        twins = add_twins(examples, profile, rng, ids, duplicates, render)
+        log.info("added %d minimal-pair twins", len(twins))
+        examples += twins
+        rng.shuffle(examples)
     card = data_card(examples, profile, profile_path, n, seed, data_cfg)
     files = write_dataset(Path(out_dir), examples, card)
     log.info("generated %d examples in %d attempts", len(examples), attempts)
@@ -280,6 +290,7 @@ def data_card(
         "n": len(metas),
         "n_requested": n,
         "rule_min": data_cfg.rule_min,
+        "twins": sum("twin_of" in m for m in metas),
         "answer_order": data_cfg.answer_order,
         "seed": seed,
         "profile": str(profile_path),

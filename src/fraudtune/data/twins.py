@@ -1,0 +1,101 @@
+"""Minimal pairs (data.twins): each company-rule case and each near miss with a twin on the other side of the rule.
+
+A rule case and a near miss drawn independently differ in many fields, so a learner can separate them by any of
+those (a merchant, a country, a score range) and miss the threshold itself. A twin is the same transaction with the
+one thing the rule reads moved just across its threshold: TC-07 at $512 (FRAUD) and at $488 (LEGITIMATE), a
+blacklisted merchant id and its lookalike, 6 and 5 transactions in the last hour. Only the rule tells the two
+apart, so it is what training has to learn. Twins are labelled by the profile's oracle like every other row, get
+a customer and transaction id of their own, and go to their anchor's split (never across splits).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Any
+
+from fraudtune.data.conditions import make_fire, make_lookalike, make_near_miss
+from fraudtune.data.plan import Intent, listed_condition, narrowed
+from fraudtune.data.schema import validate_transaction
+from fraudtune.data.setters import Draft
+from fraudtune.data.split import DuplicateIndex, Example
+from fraudtune.profile import Profile, assess
+
+TWIN_ATTEMPTS = 20
+
+
+def add_twins(
+    examples: list[Example],
+    profile: Profile,
+    rng: random.Random,
+    ids: set[str],
+    duplicates: DuplicateIndex,
+    make_example: Any,
+) -> list[Example]:
+    """One twin per company-specific row and per near miss (where the oracle agrees), in the anchor's split.
+
+    `make_example(intent, txn, verdict)` renders a row as the generator does; `classify(verdict)` is applied by
+    the caller's rules through `make_example`'s intent."""
+    from fraudtune.data.generate import classify
+
+    twins = []
+    for anchor in examples:
+        meta = anchor.meta
+        if meta["category"] != "company_specific" and not meta.get("near_miss"):
+            continue
+        for _ in range(TWIN_ATTEMPTS):
+            made = _twin(meta, profile, rng, ids)
+            if made is None or duplicates.find(made) is not None or validate_transaction(made):
+                continue
+            verdict = assess(profile, made)
+            category = classify(verdict, profile)
+            if verdict.label == meta["label"] or category is None:
+                continue
+            code, pick = _unit(meta)
+            intent = (
+                Intent("company_specific", "FRAUD", rule=code, pick=pick)
+                if verdict.label == "FRAUD"
+                else Intent(category, "LEGITIMATE", near_miss=code, pick=pick)
+            )
+            if intent.rule and verdict.deciding_rule != code:
+                continue
+            ids.update({made["transaction_id"], made["customer"]["id"]})
+            duplicates.add(made)
+            twin = make_example(intent, made, verdict)
+            twin.meta["twin_of"] = meta["transaction_id"]
+            if "split" in meta:
+                twin.meta["split"] = meta["split"]
+            twins.append(twin)
+            break
+    return twins
+
+
+def _unit(meta: dict[str, Any]) -> tuple[str, str | None]:
+    """(rule code, listed value) the anchor stands for, from its unit key ('BLACKLISTED_MERCHANT:M-...')."""
+    code, _, pick = (meta.get("unit") or meta.get("deciding_rule") or meta["near_miss"]).partition(":")
+    return code, pick or None
+
+
+def _twin(meta: dict[str, Any], profile: Profile, rng: random.Random, ids: set[str]) -> dict[str, Any] | None:
+    """The anchor's transaction with its rule's deciding condition moved across, under fresh ids."""
+    txn = copy.deepcopy(meta["transaction"])
+    txn["transaction_id"] = _fresh(rng, "T", ids)
+    txn["customer"]["id"] = _fresh(rng, "C", ids)
+    code, pick = _unit(meta)
+    rule = profile.rule(code)
+    draft = Draft(txn)
+    if meta["label"] == "FRAUD":  # a rule case: its twin narrowly misses the rule
+        if listed_condition(rule) is not None and pick:
+            made = make_lookalike(draft, rule, pick, rng)
+        else:
+            made = make_near_miss(draft, rule, rng)
+    else:  # a near miss: its twin narrowly meets the rule
+        made = make_fire(draft, narrowed(rule, pick), rng, near=True)
+    return draft.txn if made else None
+
+
+def _fresh(rng: random.Random, prefix: str, used: set[str]) -> str:
+    while True:
+        candidate = f"{prefix}-{rng.randrange(16**8):08X}"
+        if candidate not in used:
+            return candidate
