@@ -352,25 +352,32 @@ def test_evidence_first_answers_state_flags_and_score_before_the_verdict(tmp_pat
 
 def test_twins_are_minimal_pairs_across_the_rule_in_their_anchors_split(tmp_path: Path) -> None:
     from fraudtune.config import DataConfig
+    from fraudtune.data.twins import moved_fields
 
     generate(tmp_path, DEMO_PROFILE, n=300, seed=5, data_cfg=DataConfig(twins=True))
     metas = read_jsonl(tmp_path / "fraud_dataset.meta.jsonl")
     by_id = {m["transaction_id"]: m for m in metas}
     twins = [m for m in metas if "twin_of" in m]
-    anchors = [m for m in metas if "twin_of" not in m and (m["category"] == "company_specific" or m["near_miss"])]
-    assert len(twins) >= 0.8 * len(anchors) > 0  # nearly every rule case and near miss has its twin
+    anchors = [m for m in metas if "twin_of" not in m and m["category"] in ("company_specific", "borderline")]
+    anchors += [m for m in metas if "twin_of" not in m and m["category"] == "clear_legitimate" and m["near_miss"]]
+    assert len(twins) >= 0.8 * len(anchors) > 0  # nearly every rule case, near miss and borderline row
     changed_fields = Counter()
     for twin in twins:
         anchor = by_id[twin["twin_of"]]
         assert twin["split"] == anchor["split"] and twin["label"] != anchor["label"]
         assert spec_assess(twin["transaction"])[0] == twin["label"]  # labelled by the SPEC, not by intention
         assert twin["unit"] == anchor["unit"]  # the same rule (and blacklisted id) on the other side
-        code = twin["unit"].split(":")[0]
-        assert (code in spec_flags(twin["transaction"])) == (twin["label"] == "FRAUD")
+        if twin["unit"]:
+            code = twin["unit"].split(":")[0]
+            assert (code in spec_flags(twin["transaction"])) == (twin["label"] == "FRAUD")
+        else:  # a borderline pair: one generic signal moves the score across the threshold
+            assert twin["category"] == anchor["category"] == "borderline"
+            assert (spec_generic_score(twin["transaction"]) >= 50) == (twin["label"] == "FRAUD")
         a, t = anchor["transaction"], twin["transaction"]
         assert t["customer"]["id"] != a["customer"]["id"] and t["transaction_id"] != a["transaction_id"]
         flat_a, flat_t = _flat(a), _flat(t)
         moved = {k for k in flat_a if flat_a[k] != flat_t[k]} - {"transaction_id", "customer.id"}
+        assert moved == moved_fields(a, t)
         assert 1 <= len(moved) <= 3, (moved, twin["unit"])  # the rule's value (and what it drags along) only
         changed_fields.update(moved)
     assert changed_fields["amount"] and changed_fields["merchant.id"]  # thresholds and lookalike ids both move

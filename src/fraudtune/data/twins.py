@@ -1,11 +1,13 @@
-"""Minimal pairs (data.twins): each company-rule case and each near miss with a twin on the other side of the rule.
+"""Minimal pairs (data.twins): each company-rule case, near miss and borderline row with a twin on the other side.
 
 A rule case and a near miss drawn independently differ in many fields, so a learner can separate them by any of
 those (a merchant, a country, a score range) and miss the threshold itself. A twin is the same transaction with the
 one thing the rule reads moved just across its threshold: TC-07 at $512 (FRAUD) and at $488 (LEGITIMATE), a
-blacklisted merchant id and its lookalike, 6 and 5 transactions in the last hour. Only the rule tells the two
-apart, so it is what training has to learn. Twins are labelled by the profile's oracle like every other row, get
-a customer and transaction id of their own, and go to their anchor's split (never across splits).
+blacklisted merchant id and its lookalike, 6 and 5 transactions in the last hour. A borderline row's twin has
+one generic signal switched so that the score crosses the threshold (45 -> 50: a first-time category). Only the
+rule, or the sum of the weights, tells the two apart, so it is what training has to learn. Twins are labelled by
+the profile's oracle like every other row, get a customer and transaction id of their own, and go to their
+anchor's split (never across splits).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import copy
 import random
 from typing import Any
 
-from fraudtune.data.conditions import make_fire, make_lookalike, make_near_miss
+from fraudtune.data.conditions import make_fire, make_lookalike, make_near_miss, make_quiet
 from fraudtune.data.plan import Intent, listed_condition, narrowed
 from fraudtune.data.schema import validate_transaction
 from fraudtune.data.setters import Draft
@@ -22,6 +24,7 @@ from fraudtune.data.split import DuplicateIndex, Example
 from fraudtune.profile import Profile, assess
 
 TWIN_ATTEMPTS = 20
+MAX_MOVED = 3  # leaf fields a twin may change besides its ids (the deciding value and what it drags along)
 
 
 def add_twins(
@@ -41,24 +44,32 @@ def add_twins(
     twins = []
     for anchor in examples:
         meta = anchor.meta
-        if meta["category"] != "company_specific" and not meta.get("near_miss"):
+        generic = meta["category"] == "borderline" and not meta.get("near_miss")
+        if meta["category"] != "company_specific" and not meta.get("near_miss") and not generic:
             continue
         for _ in range(TWIN_ATTEMPTS):
-            made = _twin(meta, profile, rng, ids)
+            made = _generic_twin(meta, profile, rng, ids) if generic else _twin(meta, profile, rng, ids)
             if made is None or duplicates.find(made) is not None or validate_transaction(made):
+                continue
+            if len(moved_fields(meta["transaction"], made)) > MAX_MOVED:  # e.g. a new category: a new merchant
                 continue
             verdict = assess(profile, made)
             category = classify(verdict, profile)
             if verdict.label == meta["label"] or category is None:
                 continue
-            code, pick = _unit(meta)
-            intent = (
-                Intent("company_specific", "FRAUD", rule=code, pick=pick)
-                if verdict.label == "FRAUD"
-                else Intent(category, "LEGITIMATE", near_miss=code, pick=pick)
-            )
-            if intent.rule and verdict.deciding_rule != code:
-                continue
+            if generic:
+                if category != "borderline" or verdict.deciding_rule:
+                    continue
+                intent = Intent("borderline", verdict.label)
+            else:
+                code, pick = _unit(meta)
+                intent = (
+                    Intent("company_specific", "FRAUD", rule=code, pick=pick)
+                    if verdict.label == "FRAUD"
+                    else Intent(category, "LEGITIMATE", near_miss=code, pick=pick)
+                )
+                if intent.rule and verdict.deciding_rule != code:
+                    continue
             ids.update({made["transaction_id"], made["customer"]["id"]})
             duplicates.add(made)
             twin = make_example(intent, made, verdict)
@@ -68,6 +79,18 @@ def add_twins(
             twins.append(twin)
             break
     return twins
+
+
+def moved_fields(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> set[str]:
+    """Dotted names of the leaf fields that differ between two transactions, ids aside."""
+    moved = set()
+    for key in a.keys() | b.keys():
+        name = f"{prefix}{key}"
+        if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+            moved |= moved_fields(a[key], b[key], name + ".")
+        elif a.get(key) != b.get(key) and name not in ("transaction_id", "customer.id"):
+            moved.add(name)
+    return moved
 
 
 def _unit(meta: dict[str, Any]) -> tuple[str, str | None]:
@@ -91,6 +114,25 @@ def _twin(meta: dict[str, Any], profile: Profile, rng: random.Random, ids: set[s
             made = make_near_miss(draft, rule, rng)
     else:  # a near miss: its twin narrowly meets the rule
         made = make_fire(draft, narrowed(rule, pick), rng, near=True)
+    return draft.txn if made else None
+
+
+def _generic_twin(meta: dict[str, Any], profile: Profile, rng: random.Random, ids: set[str]) -> dict[str, Any] | None:
+    """A borderline row with one generic signal switched on or off so that its score crosses the threshold."""
+    score, threshold = meta["generic_score"], profile.decision_threshold
+    generic = profile.by_kind("generic")
+    if meta["label"] == "FRAUD":
+        options = [r for r in generic if r.code in meta["red_flags"] and score - r.weight < threshold]
+    else:
+        options = [r for r in generic if r.code not in meta["red_flags"] and score + r.weight >= threshold]
+    if not options:
+        return None
+    txn = copy.deepcopy(meta["transaction"])
+    txn["transaction_id"] = _fresh(rng, "T", ids)
+    txn["customer"]["id"] = _fresh(rng, "C", ids)
+    draft = Draft(txn)
+    rule = rng.choice(options)
+    made = make_quiet(draft, rule, rng, near=True) if meta["label"] == "FRAUD" else make_fire(draft, rule, rng, True)
     return draft.txn if made else None
 
 
