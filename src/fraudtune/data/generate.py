@@ -77,7 +77,7 @@ def generate(
         def render(intent: Intent, txn: dict[str, Any], verdict: Verdict) -> Example:
             return _example(intent, txn, verdict, profile, rng, data_cfg.answer_order)
 
-        twins = add_twins(examples, profile, rng, ids, duplicates, render)
+        twins = add_twins(examples, profile, rng, ids, duplicates, render, lambda v: classify(v, profile))
         log.info("added %d minimal-pair twins", len(twins))
         examples += twins
         rng.shuffle(examples)

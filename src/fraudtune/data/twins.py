@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Callable
 from typing import Any
 
 from fraudtune.data.conditions import make_fire, make_lookalike, make_near_miss, make_quiet
@@ -21,7 +22,7 @@ from fraudtune.data.plan import Intent, listed_condition, narrowed
 from fraudtune.data.schema import validate_transaction
 from fraudtune.data.setters import Draft
 from fraudtune.data.split import DuplicateIndex, Example
-from fraudtune.profile import Profile, assess
+from fraudtune.profile import Profile, Verdict, assess
 
 TWIN_ATTEMPTS = 20
 MAX_MOVED = 3  # leaf fields a twin may change besides its ids (the deciding value and what it drags along)
@@ -33,14 +34,13 @@ def add_twins(
     rng: random.Random,
     ids: set[str],
     duplicates: DuplicateIndex,
-    make_example: Any,
+    make_example: Callable[[Intent, dict[str, Any], Verdict], Example],
+    category_of: Callable[[Verdict], str | None],
 ) -> list[Example]:
-    """One twin per company-specific row and per near miss (where the oracle agrees), in the anchor's split.
+    """One twin per company-specific, near-miss and borderline row (where the oracle agrees), in the anchor's split.
 
-    `make_example(intent, txn, verdict)` renders a row as the generator does; `classify(verdict)` is applied by
-    the caller's rules through `make_example`'s intent."""
-    from fraudtune.data.generate import classify
-
+    `make_example(intent, txn, verdict)` renders a row as the generator does; `category_of(verdict)` is the SPEC 4
+    category a verdict meets (None: none), which a twin must have like any generated row."""
     twins = []
     for anchor in examples:
         meta = anchor.meta
@@ -54,7 +54,7 @@ def add_twins(
             if len(moved_fields(meta["transaction"], made)) > MAX_MOVED:  # e.g. a new category: a new merchant
                 continue
             verdict = assess(profile, made)
-            category = classify(verdict, profile)
+            category = category_of(verdict)
             if verdict.label == meta["label"] or category is None:
                 continue
             if generic:
