@@ -54,22 +54,9 @@ def add_twins(
             if len(moved_fields(meta["transaction"], made)) > MAX_MOVED:  # e.g. a new category: a new merchant
                 continue
             verdict = assess(profile, made)
-            category = category_of(verdict)
-            if verdict.label == meta["label"] or category is None:
+            intent = _intent(meta, verdict, category_of(verdict), generic)
+            if intent is None:
                 continue
-            if generic:
-                if category != "borderline" or verdict.deciding_rule:
-                    continue
-                intent = Intent("borderline", verdict.label)
-            else:
-                code, pick = _unit(meta)
-                intent = (
-                    Intent("company_specific", "FRAUD", rule=code, pick=pick)
-                    if verdict.label == "FRAUD"
-                    else Intent(category, "LEGITIMATE", near_miss=code, pick=pick)
-                )
-                if intent.rule and verdict.deciding_rule != code:
-                    continue
             ids.update({made["transaction_id"], made["customer"]["id"]})
             duplicates.add(made)
             twin = make_example(intent, made, verdict)
@@ -79,6 +66,18 @@ def add_twins(
             twins.append(twin)
             break
     return twins
+
+
+def _intent(meta: dict[str, Any], verdict: Verdict, category: str | None, generic: bool) -> Intent | None:
+    """What the twin stands for, or None when the oracle did not put it on the other side of the anchor's rule."""
+    if verdict.label == meta["label"] or category is None:
+        return None
+    if generic:
+        return Intent("borderline", verdict.label) if category == "borderline" and not verdict.deciding_rule else None
+    code, pick = _unit(meta)
+    if verdict.label == "LEGITIMATE":
+        return Intent(category, "LEGITIMATE", near_miss=code, pick=pick)
+    return Intent("company_specific", "FRAUD", rule=code, pick=pick) if verdict.deciding_rule == code else None
 
 
 def moved_fields(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> set[str]:
