@@ -275,3 +275,30 @@ def test_token_counts_with_the_base_tokenizer(tmp_path, capsys, tokenizer) -> No
             f"  {path}:{line_no}: messages: {lengths[line_no - 1]} tokens, over the limit of {limit}; training "
             "cuts the end of the answer" in out
         )
+
+
+def test_declared_twins_are_not_near_duplicates(tmp_path) -> None:
+    from fraudtune.config import DataConfig
+    from fraudtune.data.generate import generate
+    from fraudtune.paths import REPO_ROOT
+
+    generate(tmp_path, REPO_ROOT / "configs/profiles/demo_issuer.yaml", 300, 5, DataConfig(twins=True))
+    report = validate(tmp_path, count_tokens=False)
+    assert report.ok and not [i for i in report.issues if "near-duplicate" in i.problem]
+    train, meta_file = tmp_path / "train.jsonl", tmp_path / "train.meta.jsonl"
+    metas = read_jsonl(meta_file)
+    twin = next(i for i, m in enumerate(metas) if "twin_of" in m)
+    anchor = next(i for i, m in enumerate(metas) if m["transaction_id"] == metas[twin]["twin_of"])
+    lines = train.read_text().splitlines()
+    row = json.loads(lines[anchor])
+    row["messages"][1]["content"] = row["messages"][1]["content"].upper()  # same text up to case: near-duplicate
+    lines[twin] = json.dumps(row)
+    train.write_text("\n".join(lines) + "\n")
+
+    def near_duplicates() -> list:
+        return [i for i in validate(tmp_path, count_tokens=False).issues if "near-duplicate of line" in i.problem]
+
+    assert not near_duplicates()  # declared as the anchor's twin
+    del metas[twin]["twin_of"]
+    meta_file.write_text("".join(json.dumps(m) + "\n" for m in metas))
+    assert len(near_duplicates()) == 1  # the same pair, undeclared

@@ -83,11 +83,14 @@ def _check_file(path: Path, profile: Profile, scrub: bool, issues: list[Issue]) 
         return report
     seen_exact: dict[str, int] = {}
     seen_user: dict[str, int] = {}
+    pairs = declared_twins(path)  # record index -> the id of its twin (data.twins), from the meta file
+    index_of: dict[int, int] = {}
     scrubbed_lines: list[Any] = []
     for lineno, line in enumerate(raw.split(b"\n"), 1):
         if not line.strip():
             continue
         report.lines += 1
+        index_of[lineno] = report.lines - 1
         check = check_line(line, profile)
         obj, problems = check.obj, check.errors
         issues += [Issue(str(path), lineno, f, p) for f, p in problems]
@@ -101,7 +104,7 @@ def _check_file(path: Path, profile: Profile, scrub: bool, issues: list[Issue]) 
         exact = json.dumps(obj["messages"], sort_keys=True)
         if exact in seen_exact:
             issues.append(Issue(str(path), lineno, "messages", f"exact duplicate of line {seen_exact[exact]}"))
-        elif record.user_key in seen_user:
+        elif record.user_key in seen_user and not _twins(pairs, index_of[lineno], index_of[seen_user[record.user_key]]):
             issues.append(
                 Issue(
                     str(path),
@@ -120,6 +123,29 @@ def _check_file(path: Path, profile: Profile, scrub: bool, issues: list[Issue]) 
         write_jsonl(report.scrubbed, [x for x in scrubbed_lines if x is not None])
     _check_meta(report, issues)
     return report
+
+
+def declared_twins(path: Path) -> dict[int, tuple[str, str | None]]:
+    """Record index -> (transaction id, the id of the anchor it is a minimal-pair twin of), from the meta file."""
+    meta_path = paths.meta_file(path)
+    if not meta_path.exists():
+        return {}
+    out = {}
+    lines = [x for x in meta_path.read_text(encoding="utf-8", errors="replace").splitlines() if x.strip()]
+    for index, text in enumerate(lines):
+        try:
+            meta = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(meta, dict):
+            out[index] = (str(meta.get("transaction_id")), meta.get("twin_of"))
+    return out
+
+
+def _twins(pairs: dict[int, tuple[str, str | None]], a: int, b: int) -> bool:
+    """Whether records a and b are a declared minimal pair (either one the twin of the other)."""
+    (id_a, of_a), (id_b, of_b) = pairs.get(a, ("", None)), pairs.get(b, ("", None))
+    return bool((of_a and of_a == id_b) or (of_b and of_b == id_a))
 
 
 def _record(obj: dict, lineno: int, profile: Profile) -> Record:
