@@ -46,9 +46,9 @@ class DataConfig(Section):
     )
     twins: bool = Field(
         False,
-        description="Minimal pairs: every company-rule case and every near miss also comes as its twin, the same "
-        "transaction with the rule's deciding value moved just across the threshold (label from the oracle), in "
-        "the same split; the data set grows by their number.",
+        description="Minimal pairs: every company-rule case, near miss and borderline row also comes as its twin, "
+        "the same transaction with the deciding value (or one generic signal) moved just across the threshold "
+        "(label from the oracle), in the same split; the data set grows by their number.",
     )
     allow_pii: bool = Field(False, description="Train even if the PII scan finds unscrubbed card numbers, emails...")
 

@@ -21,7 +21,7 @@ from fraudtune.data import catalog
 from fraudtune.data.chat import render_assistant, to_messages
 from fraudtune.data.conditions import Draft, make_fire, make_lookalike, make_near_miss, settle
 from fraudtune.data.plan import Intent, has_near_miss, narrowed, plan, unit_key, units
-from fraudtune.data.sampler import base_transaction
+from fraudtune.data.sampler import base_transaction, fresh_id
 from fraudtune.data.schema import validate_transaction
 from fraudtune.data.split import DuplicateIndex, Example, counts_by_split, split_examples, write_dataset
 from fraudtune.errors import FraudtuneError
@@ -153,7 +153,7 @@ def _next_near_miss(intent: Intent, profile: Profile, attempt: int) -> Intent:
 
 
 def _attempt(intent: Intent, profile: Profile, rng: random.Random, ids: set[str]) -> dict[str, Any] | None:
-    draft = Draft(base_transaction(rng, _fresh_id(rng, "T", ids), _fresh_id(rng, "C", ids)))
+    draft = Draft(base_transaction(rng, fresh_id(rng, "T", ids), fresh_id(rng, "C", ids)))
     if intent.rule:
         rule = narrowed(profile.rule(intent.rule), intent.pick)
         if not make_fire(draft, rule, rng, near=rng.random() < RULE_NEAR_SHARE):
@@ -188,13 +188,6 @@ def _shape(intent: Intent, rng: random.Random) -> str:
     if intent.category == "company_specific":
         return rng.choices(list(COMPANY_SHAPES), list(COMPANY_SHAPES.values()))[0]
     return intent.category
-
-
-def _fresh_id(rng: random.Random, prefix: str, used: set[str]) -> str:
-    while True:
-        candidate = f"{prefix}-{rng.randrange(16**8):08X}"
-        if candidate not in used:
-            return candidate
 
 
 def _choose_flags(

@@ -18,6 +18,14 @@ def log_uniform(rng: random.Random, low: float, high: float) -> float:
     return math.exp(rng.uniform(math.log(low), math.log(high)))
 
 
+def fresh_id(rng: random.Random, prefix: str, used: set[str]) -> str:
+    """A random id such as T-0F3A19C2 that is not in `used`."""
+    while True:
+        candidate = f"{prefix}-{rng.randrange(16**8):08X}"
+        if candidate not in used:
+            return candidate
+
+
 def base_transaction(rng: random.Random, txn_id: str, customer_id: str) -> dict[str, Any]:
     """A plausible everyday purchase: usual category, usual amount, daytime, known device, home or notified trip."""
     category = rng.choice(CATEGORIES)

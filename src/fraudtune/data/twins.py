@@ -19,6 +19,7 @@ from typing import Any
 
 from fraudtune.data.conditions import make_fire, make_lookalike, make_near_miss, make_quiet
 from fraudtune.data.plan import Intent, listed_condition, narrowed
+from fraudtune.data.sampler import fresh_id
 from fraudtune.data.schema import validate_transaction
 from fraudtune.data.setters import Draft
 from fraudtune.data.split import DuplicateIndex, Example
@@ -100,12 +101,9 @@ def _unit(meta: dict[str, Any]) -> tuple[str, str | None]:
 
 def _twin(meta: dict[str, Any], profile: Profile, rng: random.Random, ids: set[str]) -> dict[str, Any] | None:
     """The anchor's transaction with its rule's deciding condition moved across, under fresh ids."""
-    txn = copy.deepcopy(meta["transaction"])
-    txn["transaction_id"] = _fresh(rng, "T", ids)
-    txn["customer"]["id"] = _fresh(rng, "C", ids)
     code, pick = _unit(meta)
     rule = profile.rule(code)
-    draft = Draft(txn)
+    draft = _fresh_copy(meta, rng, ids)
     if meta["label"] == "FRAUD":  # a rule case: its twin narrowly misses the rule
         if listed_condition(rule) is not None and pick:
             made = make_lookalike(draft, rule, pick, rng)
@@ -126,17 +124,15 @@ def _generic_twin(meta: dict[str, Any], profile: Profile, rng: random.Random, id
         options = [r for r in generic if r.code not in meta["red_flags"] and score + r.weight >= threshold]
     if not options:
         return None
-    txn = copy.deepcopy(meta["transaction"])
-    txn["transaction_id"] = _fresh(rng, "T", ids)
-    txn["customer"]["id"] = _fresh(rng, "C", ids)
-    draft = Draft(txn)
+    draft = _fresh_copy(meta, rng, ids)
     rule = rng.choice(options)
     made = make_quiet(draft, rule, rng, near=True) if meta["label"] == "FRAUD" else make_fire(draft, rule, rng, True)
     return draft.txn if made else None
 
 
-def _fresh(rng: random.Random, prefix: str, used: set[str]) -> str:
-    while True:
-        candidate = f"{prefix}-{rng.randrange(16**8):08X}"
-        if candidate not in used:
-            return candidate
+def _fresh_copy(meta: dict[str, Any], rng: random.Random, ids: set[str]) -> Draft:
+    """The anchor's transaction to edit, under a transaction and customer id of its own."""
+    txn = copy.deepcopy(meta["transaction"])
+    txn["transaction_id"] = fresh_id(rng, "T", ids)
+    txn["customer"]["id"] = fresh_id(rng, "C", ids)
+    return Draft(txn)

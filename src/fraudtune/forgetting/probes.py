@@ -25,16 +25,6 @@ def _batches(order: Sequence[int], size: int) -> list[list[int]]:
     return [list(order[i : i + size]) for i in range(0, len(order), size)]
 
 
-def _pad_right(rows: list[Ids], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
-    return ids, mask
-
-
 @torch.inference_mode()
 def continuation_logprobs(
     model: Any, requests: list[tuple[Ids, Ids]], pad_id: int, batch_size: int = 16, desc: str = "log-likelihood"
@@ -45,13 +35,14 @@ def continuation_logprobs(
     predict a continuation token go through the 49k-word output layer.
     """
     from fraudtune.modeling.inference import decoder_and_head, device_of
+    from fraudtune.modeling.tokens import right_padded
 
     decoder, head = decoder_and_head(model)
     device = device_of(model)
     out: list[np.ndarray] = [np.zeros(0)] * len(requests)
     order = sorted(range(len(requests)), key=lambda i: -(len(requests[i][0]) + len(requests[i][1])))
     for batch in tqdm(_batches(order, batch_size), desc=desc, leave=False, disable=len(order) <= batch_size):
-        ids, mask = _pad_right([requests[i][0] + requests[i][1] for i in batch], pad_id)
+        ids, mask = right_padded([requests[i][0] + requests[i][1] for i in batch], pad_id)
         hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
         for row, i in enumerate(batch):
             n_ctx, n_cont = len(requests[i][0]), len(requests[i][1])

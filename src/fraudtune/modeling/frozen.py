@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from fraudtune.modeling.inference import decoder_and_head
+from fraudtune.modeling.tokens import right_padded
 
 
 def first_trainable_layer(model: Any) -> int:
@@ -61,7 +62,7 @@ def lower_states(
             batches = range(0, len(order), batch_size)
             for start in tqdm(batches, desc="frozen layers", unit="batch", disable=not progress):
                 chunk = order[start : start + batch_size]
-                ids, mask = _right_padded([sequences[i] for i in chunk], pad_id)
+                ids, mask = right_padded([sequences[i] for i in chunk], pad_id)
                 decoder(input_ids=ids.to(device), attention_mask=mask.to(device))
                 for row, i in enumerate(chunk):
                     states[i] = captured["h"][row, : len(sequences[i])].float().cpu().clone()
@@ -76,13 +77,3 @@ def upper_hidden(model: Any, hidden: torch.Tensor, attention_mask: torch.Tensor,
     decoder, _ = decoder_and_head(model)
     with layer_range(decoder, split):
         return decoder(inputs_embeds=hidden, attention_mask=attention_mask).last_hidden_state
-
-
-def _right_padded(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq)
-        mask[row, : len(seq)] = 1
-    return ids, mask
