@@ -399,3 +399,37 @@ def test_top_layers_run_trains_from_the_cached_states(tmp_path):
     summary = train(tiny_config("model.tiny_layers=4", "lora.top_layers=1", "train.epochs=1"), tmp_path)
     assert summary["epochs_run"] == 1
     assert (tmp_path / paths.ADAPTER_DIR / "adapter_model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_compiled_layers_give_the_same_loss_and_gradients(tokenizer, tmp_path, monkeypatch):
+    """train.compile_layers: the compiled adapted layers compute the eager loss and gradients, the state-dict keys
+    (what PEFT saves) are unchanged, and the compiled artefacts land in the on-disk cache."""
+    from fraudtune.data.generate import generate
+    from fraudtune.modeling.compiled import compile_layers
+    from fraudtune.modeling.tokens import collate
+    from fraudtune.train import answer_only_loss, build_model
+
+    monkeypatch.setenv("FRAUDTUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    cfg = tiny_config("model.tiny_layers=2", "lora.dropout=0", "train.precision=fp32")
+    generate(tmp_path / "data", cfg.data.profile, 20, 1, cfg.data)
+    chats = read_jsonl(tmp_path / "data" / "train.jsonl")[:4]
+    batch = collate([encode_example(c["messages"], tokenizer, 512) for c in chats], tokenizer.pad_token_id, 32)
+    model, _ = build_model(cfg)
+    keys = list(model.state_dict())
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = answer_only_loss(model, batch)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    loss, grads = loss_and_grads()
+    assert compile_layers(model) == 2
+    loss_compiled, grads_compiled = loss_and_grads()
+    torch.testing.assert_close(loss_compiled, loss, rtol=1e-4, atol=1e-4)
+    for g, g_compiled in zip(grads, grads_compiled, strict=True):
+        torch.testing.assert_close(g_compiled, g, rtol=1e-3, atol=1e-5)
+    assert list(model.state_dict()) == keys
+    assert any((tmp_path / "cache" / "inductor").rglob("*")), "nothing in the on-disk compile cache"

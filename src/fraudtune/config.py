@@ -153,6 +153,11 @@ class TrainConfig(Section):
         "OS when freed (glibc M_MMAP_THRESHOLD, fixed; 0: glibc's own). Lower peak RSS, slower steps: "
         "docs/PERFORMANCE.md has both for 1024.",
     )
+    compile_layers: bool = Field(
+        False,
+        description="Compile each adapted decoder layer with torch.compile (modeling/compiled.py): fused "
+        "elementwise work; the first steps pay the compile time, later runs reuse the on-disk cache.",
+    )
     fast_dropout: bool = Field(
         True, description="LoRA dropout masks from 16-bit random slices on the CPU (dropout.py): ~3x cheaper masks."
     )

@@ -101,10 +101,14 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, callbacks: list[TrainerC
             "%d training examples were longer than data.max_length=%d and were cut", truncated, cfg.data.max_length
         )
     val_chats = [r["messages"] for r in val_rows]
+    began = time.perf_counter()  # the frozen layers' pass is training time: it replaces their per-step work
     split = cache_frozen_states(cfg, model, tokenizer, train_set + val_set)
+    if cfg.train.compile_layers:
+        from fraudtune.modeling.compiled import compile_layers
+
+        compile_layers(model, split)
     trainer = build_trainer(cfg, run_dir, model, tokenizer, train_set, val_set, val_chats, callbacks)
     trainer.frozen_split = split
-    began = time.perf_counter()
     trainer.train(resume_from_checkpoint=last_checkpoint(run_dir) if resume else None)
     train_seconds = time.perf_counter() - began
     if not trainer.is_world_process_zero():  # DDP: rank 0 picks the best epoch and writes the adapter

@@ -1,0 +1,45 @@
+"""Regional compilation (train.compile_layers): each adapted decoder layer compiled by torch.compile, not the model.
+
+A training step on the CPU spends more time in small elementwise kernels (RMSNorm, rotary embedding, SiLU gate,
+residual adds, LoRA scaling) and in the copies between them than in the matmuls (docs/PERFORMANCE.md). Inductor
+fuses them into a few loops per layer. All decoder layers share one forward, so the layer is compiled once and the
+graph reused for every layer (parameters are graph inputs), which keeps the compile time to that of one layer;
+batch widths are rounded to train.pad_to_multiple, so a run sees a handful of shapes. Compiled artefacts go to an
+on-disk cache (FRAUDTUNE_CACHE/inductor) that later runs on the same machine reuse.
+
+Numbers equal the eager layers up to kernel rounding (tests compare losses and gradients).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import torch
+
+from fraudtune.modeling.inference import decoder_and_head
+from fraudtune.modeling.loading import cache_dir
+
+log = logging.getLogger(__name__)
+
+
+def use_compile_cache() -> str:
+    """Point inductor's on-disk cache at fraudtune's cache folder unless the user chose one; returns the folder."""
+    folder = os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
+    return folder
+
+
+def compile_layers(model: Any, start: int = 0, dynamic: bool | None = None) -> int:
+    """Compile decoder layers[start:] in place (Module.compile: state-dict keys and PEFT saving unchanged).
+
+    Returns how many layers were compiled (0 where torch.compile is not available on this platform)."""
+    if not hasattr(torch, "compile"):
+        return 0
+    folder = use_compile_cache()
+    decoder, _ = decoder_and_head(model)
+    layers = list(decoder.layers)[start:]
+    for layer in layers:
+        layer.compile(dynamic=dynamic)
+    log.info("compiling %d decoder layers (cache %s)", len(layers), folder)
+    return len(layers)
