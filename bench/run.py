@@ -81,10 +81,15 @@ def val_loss(model_dir: Path, adapter: Path, val_file: Path) -> float:
     return total / count
 
 
-def model_flops(n_body: int, n_head: int, tokens: int, supervised: int) -> float:
+def model_flops(layers: list[int], n_head: int, tokens: int, supervised: int, frozen_below: int = 0) -> float:
     """Useful work of LoRA training: forward + input-gradient backward (4 FLOPs per weight per token) through
-    the body for every token and through the vocabulary head where a label is."""
-    return 4 * n_body * tokens + 4 * n_head * supervised
+    the decoder layers for every token and through the vocabulary head where a label is.
+
+    `layers` holds each decoder layer's weight count. With adapters on the top layers only and the layers below
+    them run once (train.cache_frozen_layers), those `frozen_below` layers need no backward: 2 FLOPs per weight
+    per token. The count is what the recipe must compute, so skipping work never raises the MFU."""
+    lower, upper = sum(layers[:frozen_below]), sum(layers[frozen_below:])
+    return 2 * lower * tokens + 4 * upper * tokens + 4 * n_head * supervised
 
 
 def main() -> None:
@@ -209,12 +214,16 @@ def train_fraudtune(args: argparse.Namespace, subset: Path, work: Path) -> dict:
 
 def add_rates(result: dict, model_dir: Path) -> None:
     config = json.loads((model_dir / "config.json").read_text())
-    n_head = config["vocab_size"] * config["hidden_size"]
-    n_total = sum(t.numel() for t in _weights(model_dir).values())
-    n_body = n_total - n_head  # tied embeddings: the head is the embedding matrix
-    flops = model_flops(n_body, n_head, result["tokens"], result["supervised_tokens"])
+    n_head = config["vocab_size"] * config["hidden_size"]  # tied embeddings: the head is the embedding matrix
+    layers = layer_sizes(_weights(model_dir), config["num_hidden_layers"])
+    cfg = load_config(REPO / "configs" / "default.yaml")
+    frozen_below = len(layers) - cfg.lora.top_layers if cfg.lora.top_layers and cfg.train.cache_frozen_layers else 0
+    result["frozen_below"] = frozen_below
     for name in ("reference", "fraudtune"):
         part = result[name]
+        below = frozen_below if name == "fraudtune" else 0
+        flops = model_flops(layers, n_head, result["tokens"], result["supervised_tokens"], below)
+        part["model_gflop"] = flops / 1e9
         part["tokens_per_second"] = result["tokens"] / part["seconds"]
         part["supervised_tokens_per_second"] = result["supervised_tokens"] / part["seconds"]
         part["examples_per_second"] = result["examples"] / part["seconds"]
@@ -222,6 +231,16 @@ def add_rates(result: dict, model_dir: Path) -> None:
         part["mfu_fp32"] = part["model_gflops_per_second"] / result["peak_gflops"]["fp32"]
         part["mfu_bf16"] = part["model_gflops_per_second"] / result["peak_gflops"]["bf16"]
     result["speedup"] = result["fraudtune"]["tokens_per_second"] / result["reference"]["tokens_per_second"]
+
+
+def layer_sizes(weights: dict, n_layers: int) -> list[int]:
+    """Weight count of each decoder layer (model.layers.<i>.*)."""
+    sizes = [0] * n_layers
+    for key, tensor in weights.items():
+        parts = key.split(".")
+        if parts[:2] == ["model", "layers"]:
+            sizes[int(parts[2])] += tensor.numel()
+    return sizes
 
 
 def _weights(model_dir: Path) -> dict:

@@ -59,7 +59,7 @@ def test_targets_follow_the_measurements():
     assert "speedup 3.00x" in text
     assert "| training speedup >= 2.5x over the reference | 3.00x | met |" in text
     assert "| peak RSS <= 3 GB while training | 2.44 GB over the 12 bench steps | met |" in text
-    assert "| MFU >= 40% of the measured bf16 peak | 10.0% | not met |" in text
+    assert "| MFU >= 25% of the measured bf16 peak | 10.0% | not met |" in text
     assert "| full `make demo` <= 15 minutes | 12.0 min (runs/demo) | met |" in text
     assert "| `aten::mm` | 900.0 | 60.0% |" in text
     assert "| scoring >= 20 transactions/s | 30.0 fp32, 60.0 bf16 | met |" in text
@@ -139,3 +139,19 @@ def test_the_memory_table_lists_each_allocator_setting():
     text = render(r, demo_min=None)
     assert "on the 12 longest batches of 4" in text
     assert "| 0 | 2900 | 2600 | 2.10 |" in text and "| 1024 | 2280 | 1080 | 4.20 |" in text
+
+
+def test_mfu_counts_layers_run_once_without_a_backward():
+    """Cached frozen layers count 2 FLOPs per weight per token (what the recipe computes), not 4."""
+    import torch
+    from run import layer_sizes, model_flops
+
+    layers = [10, 10, 10, 10]
+    assert model_flops(layers, 100, 1000, 200) == 4 * 40 * 1000 + 4 * 100 * 200
+    assert model_flops(layers, 100, 1000, 200, frozen_below=3) == 2 * 30 * 1000 + 4 * 10 * 1000 + 4 * 100 * 200
+    weights = {
+        "model.layers.0.a": torch.zeros(3, 2),
+        "model.layers.1.b": torch.zeros(4),
+        "model.norm.weight": torch.zeros(5),
+    }
+    assert layer_sizes(weights, 2) == [6, 4]
