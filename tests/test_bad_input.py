@@ -218,6 +218,22 @@ def _output_under_a_file(ctx: Ctx) -> list[str]:
     return ["predict", "--adapter", ctx.adapter, "--input", str(ctx.tmp / "in.jsonl"), "--output", str(out)]
 
 
+def _unreadable(name: str) -> Callable[[pytest.MonkeyPatch], None]:
+    """The file `name` exists but reading it is refused (as chmod 000 does for a user other than root)."""
+
+    def patch(monkeypatch: pytest.MonkeyPatch) -> None:
+        read_bytes = Path.read_bytes
+
+        def refuse(self: Path) -> bytes:
+            if self.name == name:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+            return read_bytes(self)
+
+        monkeypatch.setattr(Path, "read_bytes", refuse)
+
+    return patch
+
+
 IN = "{tmp}/in.jsonl"
 TEN_MB = b'{"transaction_id": "' + b"x" * 10_000_000 + b'"}'
 CATEGORIES = "grocery, restaurant, gas, pharmacy, utilities, subscription, travel, hotel, clothing, entertainment"
@@ -234,6 +250,21 @@ CASES: dict[str, Case] = {
         predict(b"\x00\x01\x02\xff" * 64), f"error: {IN}: binary file; expected UTF-8 JSON lines", "preds.jsonl"
     ),
     "input missing": Case(predict(None), f"error: {IN}: file not found", "preds.jsonl"),
+    "input not readable": Case(
+        predict(GOOD_LINE + b"\n"),
+        f"error: {IN}: cannot read (Permission denied); expected a JSONL file of transactions",
+        "preds.jsonl",
+        patch=_unreadable("in.jsonl"),
+    ),
+    "validate a file that is not readable": Case(
+        validate(CHAT_LINES[1]),
+        "error: {tmp}/chat.jsonl: cannot read (Permission denied)",
+        patch=_unreadable("chat.jsonl"),
+    ),
+    "config LoRA target that names no module": Case(
+        train("--set", "lora.target_modules=[nonexistent_proj]"),
+        "error: lora.target_modules (['nonexistent_proj']): no such module in the model; its linear layers are",
+    ),
     "input is a folder": Case(
         predict(None, source="."),
         "error: {tmp}: is a folder, expected a JSONL file",

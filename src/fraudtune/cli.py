@@ -28,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print("error: " + " ".join(line.strip() for line in str(exc).splitlines() if line.strip()), file=sys.stderr)
         return 1
+    except OSError as exc:  # a file the command had to read or write; the sites that expect one say more
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; finished artifacts are kept, rerun with --resume to continue", file=sys.stderr)
         return 130

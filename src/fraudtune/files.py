@@ -73,6 +73,15 @@ def read_user_text(path: Path, what: str) -> str:
         raise FraudtuneError(f"{path}: cannot read ({exc.strerror}); expected a {what}") from exc
 
 
+def read_user_bytes(path: Path, what: str) -> bytes:
+    """The bytes of an input file the user points at: unreadable (permissions, a folder) is a one-line error."""
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise FraudtuneError(f"{path}: cannot read ({exc.strerror}); expected {what}") from exc
+
+
 def yaml_problem(exc: yaml.YAMLError) -> str:
     """PyYAML's multi-line report as one line: 'line 1, column 7: expected ',' or ']', but got ...'."""
     mark = getattr(exc, "problem_mark", None)

@@ -280,7 +280,14 @@ def build_model(cfg: RunConfig) -> tuple[Any, Any]:
         task_type="CAUSAL_LM",
         layers_to_transform=list(range(n_layers - cfg.lora.top_layers, n_layers)) if cfg.lora.top_layers else None,
     )
-    model = get_peft_model(model, lora)
+    try:
+        model = get_peft_model(model, lora)
+    except ValueError as exc:  # peft's NoMatchingPeftModuleError: a target that names no module of this model
+        names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+        raise FraudtuneError(
+            f"lora.target_modules ({cfg.lora.target_modules}): no such module in the model; its linear layers are "
+            f"{', '.join(names)} (or all-linear)"
+        ) from exc
     if cfg.train.fast_dropout:
         use_fast_dropout(model)
     if precision(cfg) == "bf16":

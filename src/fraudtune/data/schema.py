@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudtune.errors import FraudtuneError
+from fraudtune.files import read_user_bytes
 
 CATEGORIES = (
     "grocery",
@@ -239,7 +240,7 @@ def parse_lines(path: Path, txn_codes: tuple[str, ...] = TXN_CODES) -> tuple[lis
         raise FraudtuneError(f"{path}: file not found")
     if path.is_dir():
         raise FraudtuneError(f"{path}: is a folder, expected a JSONL file")
-    raw = path.read_bytes()
+    raw = read_user_bytes(path, "a JSONL file of transactions")
     if not raw.strip():
         raise FraudtuneError(f"{path}: file is empty; expected one JSON transaction per line")
     if b"\x00" in raw[:8192]:

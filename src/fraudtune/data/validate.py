@@ -24,7 +24,7 @@ from fraudtune.data.pii import scrub as scrub_text
 from fraudtune.data.shortcuts import shortcut_problems, shortcut_report
 from fraudtune.data.split import DuplicateIndex
 from fraudtune.errors import FraudtuneError
-from fraudtune.files import write_jsonl
+from fraudtune.files import read_user_bytes, write_jsonl
 from fraudtune.profile import Profile, load_profile
 
 PII_NAMES = {"card": "card number", "email": "email address", "phone": "phone number", "ssn": "SSN-like id"}
@@ -74,7 +74,7 @@ def _files(path: Path) -> list[Path]:
 
 def _check_file(path: Path, profile: Profile, scrub: bool, issues: list[Issue]) -> FileReport:
     report = FileReport(path)
-    raw = path.read_bytes()
+    raw = read_user_bytes(path, "a JSONL file of chat examples")
     if not raw.strip():
         issues.append(Issue(str(path), 1, "file", "empty; expected one chat example per line"))
         return report
