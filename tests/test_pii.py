@@ -17,6 +17,9 @@ from fraudtune.data.pii import find_pii, luhn_ok, scrub
         ("card 4111-1111-1111-1111", "card", "4111-1111-1111-1111"),
         ("pan=5500005555555559;", "card", "5500005555555559"),
         ("amex 378282246310005", "card", "378282246310005"),
+        ("card 4111.1111.1111.1111.", "card", "4111.1111.1111.1111"),
+        ("card 4111/1111/1111/1111", "card", "4111/1111/1111/1111"),
+        ("card 4111  1111 1111 1111 on file", "card", "4111  1111 1111 1111"),
         ("write to john.doe+fraud@example.co.uk today", "email", "john.doe+fraud@example.co.uk"),
         ("call +1 415 555 0100 now", "phone", "+1 415 555 0100"),
         ("call (415) 555-0100", "phone", "(415) 555-0100"),
@@ -89,3 +92,27 @@ def test_scrubbed_text_is_clean(pieces: list[str]) -> None:
     cleaned = scrub(text)
     assert find_pii(cleaned) == []
     assert scrub(cleaned) == cleaned
+
+
+def _luhn_complete(body: str) -> str:
+    """body + the check digit that makes it Luhn-valid."""
+    return next(body + d for d in "0123456789" if luhn_ok(body + d))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    body=st.text("0123456789", min_size=12, max_size=18),
+    separator=st.sampled_from([" ", "  ", "   ", "\t", "-", ".", "/", ""]),
+    group=st.integers(2, 6),
+    before=st.sampled_from(["", "card ", "pan=", "(", "number: "]),
+    after=st.sampled_from(["", " on file", ".", ";", ")", ", thanks"]),
+)
+def test_finds_a_card_number_whatever_separates_its_groups(body, separator, group, before, after) -> None:
+    """A Luhn-valid number of 13-19 digits is found in groups of any size split by any separator a person or a
+    system writes: one to three spaces, a tab, a dash, a dot, a slash, or none."""
+    digits = _luhn_complete(body)
+    written = separator.join(digits[i : i + group] for i in range(0, len(digits), group))
+    text = before + written + after
+    cards = [text[s:e] for kind, (s, e) in find_pii(text) if kind == "card"]
+    assert cards == [written]
+    assert digits not in "".join(ch for ch in scrub(text) if ch.isdigit())

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import re
 
-# 13-19 digits, optionally grouped by single spaces or dashes (4111 1111 1111 1111, 4111-1111-1111-1111)
-_CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
+# 13-19 digits, optionally grouped by a separator between any two of them: one to three spaces or tabs, a dash,
+# a dot or a slash (4111 1111 1111 1111, 4111-1111-1111-1111, 4111.1111.1111.1111, 4111/1111/1111/1111,
+# 4111  1111 1111 1111)
+_CARD_SEPARATOR = r"(?:[ \t]{1,3}|[-./])"
+_CARD = re.compile(rf"(?<![\w-])\d(?:{_CARD_SEPARATOR}?\d){{12,18}}(?![\w-])")
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?!\w)")
 _SSN = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")
 # +1 415 555 0100, (415) 555-0100, 415.555.0100, +44 20 7946 0958
@@ -40,7 +43,7 @@ def find_pii(text: str) -> list[tuple[str, tuple[int, int]]]:
             found.append((kind, span))
 
     for m in _CARD.finditer(text):
-        digits = re.sub(r"[ -]", "", m.group())
+        digits = re.sub(r"\D", "", m.group())
         if 13 <= len(digits) <= 19 and luhn_ok(digits):
             add("card", m.span())
     for kind, pattern in (("email", _EMAIL), ("ssn", _SSN), ("phone", _PHONE)):
