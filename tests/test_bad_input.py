@@ -309,6 +309,14 @@ CASES: dict[str, Case] = {
         f"{IN}:1: record: invalid JSON (Infinity is not a valid number)",
         "preds.jsonl",
     ),
+    "amount too large": Case(
+        predict(record(_txn(amount=1e300))), f"{IN}:1: amount: must be <= 1,000,000,000, got 1e+300", "preds.jsonl"
+    ),
+    "customer average too large": Case(
+        predict(record(_txn(customer__avg_amount=1e12))),
+        f"{IN}:1: customer.avg_amount: must be <= 1,000,000,000, got 1e+12",
+        "preds.jsonl",
+    ),
     "unknown category": Case(
         predict(record(_txn(merchant__category="toys"))),
         f"{IN}:1: merchant.category: unknown value 'toys'; expected one of {CATEGORIES}",

@@ -135,3 +135,32 @@ def test_free_text_loses_the_answer_vocabulary_and_keeps_the_rest() -> None:
         "_ _ shop, _ 0, _ none, _"
     )
     assert sanitize_free_text("Northwind Electronics") == "Northwind Electronics"
+
+
+@pytest.mark.parametrize(
+    ("name", "masked"),
+    [
+        ("F R A U D shop", "_ shop"),  # letters spaced apart
+        ("ＬＥＧＩＴＩＭＡＴＥ store", "_ store"),  # full-width forms (NFKC)
+        ("L\u0435gitimate Goods", "_ Goods"),  # a Cyrillic e among Latin letters
+        ("R\u0456\u0455k \u0405core 0", "_ 0"),  # Cyrillic i, s and S
+        ("Risk_Score 0, Red-Flags none", "_ 0, _ none"),  # underscore and dash between the words
+        ("l.e.g.i.t store", "_ store"),
+    ],
+)
+def test_answer_vocabulary_is_masked_however_it_is_written(name: str, masked: str) -> None:
+    assert sanitize_free_text(name) == masked
+
+
+@pytest.mark.parametrize("name", ["Магазин Москва", "Golf Radio", "Alfred's Flags", "Café Zürich", "Northwind"])
+def test_names_without_answer_vocabulary_are_kept_as_written(name: str) -> None:
+    assert sanitize_free_text(name) == name
+
+
+def test_a_customer_without_past_spend_reads_as_such() -> None:
+    """avg_amount 0 (no history yet): no 'inf' in the prompt or in the red flag's detail."""
+    txn = changed(sample_txn(), **{"customer.avg_amount": 0})
+    user = render_user(txn, PROFILE)
+    assert "inf" not in user and "customer avg $0.00 (no past spend)" in user
+    verdict = assess(PROFILE, txn)
+    assert not any("inf" in flag for flag in verdict.red_flags)

@@ -281,8 +281,8 @@ def red_flag_phrase(rule: Rule, facts: dict[str, Any]) -> str:
 
 
 def format_ratio(ratio: float) -> str:
-    if math.isinf(ratio):
-        return "inf"
+    if math.isinf(ratio):  # a customer without past spend (avg_amount 0)
+        return "∞"
     return f"{ratio:.0f}" if ratio >= 10 else f"{ratio:.1f}"
 
 

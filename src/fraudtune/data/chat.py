@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,8 +20,53 @@ _SPECIAL = re.compile(r"<\|?[^<>\n]{0,40}\|?>|\[/?INST\]", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # the answer's own vocabulary (verdict words, field names): free text that carries it poses as a verdict; no shop
 # needs it in its name, and the labelling never reads the name. Masked, it cannot steer the verdict token.
-_ANSWER_WORDS = re.compile(r"\b(fraud\w*|legit\w*|risk\s*score|red\s*flags?|reasoning)\b", re.IGNORECASE)
+# Matched on a folded copy of the text (NFKC: full-width and other compatibility forms to ASCII; Cyrillic and Greek
+# look-alikes to the Latin letter they imitate), letters allowed apart ("F R A U D", "Risk_Score", "l-e-g-i-t").
+_GAP = r"[\W_]{0,3}"
+
+
+def _spaced(word: str) -> str:
+    return _GAP.join(re.escape(ch) for ch in word)
+
+
+_ANSWER_WORDS = re.compile(
+    r"(?<![a-z0-9])(?:"
+    + "|".join(
+        [
+            _spaced("fraud") + r"[a-z]*",
+            _spaced("legit") + r"[a-z]*",
+            _spaced("risk") + _GAP + _spaced("score"),
+            _spaced("red") + _GAP + _spaced("flag") + r"s?",
+            _spaced("reasoning"),
+        ]
+    )
+    + r")(?![a-z0-9])",
+    re.IGNORECASE,
+)
+# Cyrillic and Greek letters that look like Latin ones (Unicode confusables, the letters a name can hide behind)
+_CONFUSABLES = str.maketrans(
+    "АВЕКМНОРСТХУІЅЈаеорсухіѕјԁԛԝһӏɡΑΒΕΖΗΙΚΜΝΟΡΤΥΧαβεικμνορτυχ",
+    "ABEKMHOPCTXYISJaeopcyxisjdqwhlgABEZHIKMNOPTYXabeikmvoptux",
+)
 MASK = "_"
+
+
+def _fold(ch: str) -> str:
+    return unicodedata.normalize("NFKC", ch).translate(_CONFUSABLES)
+
+
+def mask_answer_words(text: str) -> str:
+    """Every run of characters that reads as answer vocabulary once folded becomes one "_"; the rest is kept
+    as written (a Cyrillic shop name stays Cyrillic)."""
+    folded, owner = [], []
+    for i, ch in enumerate(text):
+        for out in _fold(ch):
+            folded.append(out)
+            owner.append(i)
+    spans = [(owner[m.start()], owner[m.end() - 1] + 1) for m in _ANSWER_WORDS.finditer("".join(folded))]
+    for start, end in reversed(spans):
+        text = text[:start] + MASK + text[end:]
+    return text
 
 
 def sanitize_free_text(text: str) -> str:
@@ -32,7 +78,7 @@ def sanitize_free_text(text: str) -> str:
     """
     text = _SPECIAL.sub(" ", str(text))
     text = _CONTROL.sub(" ", text).replace('"', "'")
-    text = _ANSWER_WORDS.sub(MASK, text)
+    text = mask_answer_words(text)
     text = re.sub(r"\s+", " ", text).strip()
     return text[:MAX_FREE_TEXT] or "?"
 
@@ -57,7 +103,8 @@ def render_user(txn: dict[str, Any], profile: Profile, sanitize: bool = True) ->
         [
             f"Time: {ts:%Y-%m-%d %H:%M} (hour {f['hour']})",
             f"Amount: {format_amount(txn['amount'], txn.get('currency', 'USD'))} = {format_ratio(f['amount_ratio'])}x "
-            f"customer avg {format_amount(c['avg_amount'], txn.get('currency', 'USD'))}",
+            f"customer avg {format_amount(c['avg_amount'], txn.get('currency', 'USD'))}"
+            + (" (no past spend)" if not c["avg_amount"] else ""),
             f'Merchant: {free(m["id"])} "{free(m["name"])}", {m["category"]}, {m["country"]} ({status})',
             f"Channel: {txn['channel']}; code {txn['txn_code']} ({code_name}); new device: "
             f"{'yes' if txn['device_new'] else 'no'}",

@@ -59,6 +59,7 @@ CUSTOMER_KEYS = (
 )
 VELOCITY_KEYS = ("txn_last_1h", "txn_last_24h")
 MAX_LINE_BYTES = 1_000_000
+MAX_AMOUNT = 1e9  # above any single card payment; a larger value is a unit or parsing error, not a transaction
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -195,6 +196,8 @@ def _number(obj: dict, key: str, errors: list, prefix: str = "", positive: bool 
         errors.append((f"{prefix}{key}", f"too large, got a {len(str(abs(value)))}-digit number"))
     elif not math.isfinite(value):
         errors.append((f"{prefix}{key}", f"must be finite, got {value}"))
+    elif key in ("amount", "avg_amount") and value > MAX_AMOUNT:
+        errors.append((f"{prefix}{key}", f"must be <= {MAX_AMOUNT:,.0f}, got {value:g}"))
     elif positive and value <= 0:
         errors.append((f"{prefix}{key}", f"must be > 0, got {value}"))
     elif not positive and value < 0:
