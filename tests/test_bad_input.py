@@ -383,8 +383,28 @@ CASES: dict[str, Case] = {
         "preds.jsonl",
     ),
     # output paths
-    "output path is a folder": Case(
-        _output_is_folder, "error: {tmp}: write failed (Is a directory); nothing was replaced"
+    "output path is a folder": Case(_output_is_folder, "error: {tmp}: is a folder; pass a file path for the output"),
+    "output is the input": Case(
+        lambda ctx: [
+            *predict(GOOD_LINE + b"\n")(ctx)[:-3],
+            "--output",
+            str(ctx.tmp / "in.jsonl"),
+            "--no-explain",
+        ],
+        f"error: {IN}: is also the input; write the output to another file",
+        "in.jsonl",
+    ),
+    "resume a run that does not exist": Case(
+        lambda ctx: ["train", "--config", str(TINY_CONFIG), "--run-dir", str(ctx.tmp / "none"), "--resume"],
+        "error: {tmp}/none: no run to resume (no config.yaml); drop --resume to start one",
+    ),
+    "data folder generated for another data.n": Case(
+        train("--set", "data.n=16", data=lambda folder: None),
+        "generated with other settings than the config asks (data.n=16 vs",
+        "run/config.yaml",
+    ),
+    "config names a profile that does not exist": Case(
+        train("--set", "data.profile=/nonexistent.yaml"), "error: /nonexistent.yaml", "run/config.yaml"
     ),
     "output under a file (not writable)": Case(
         _output_under_a_file, "error: {tmp}/preds.jsonl/p.jsonl: cannot write here (File exists)", "preds.jsonl"

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import TINY_CONFIG, tiny_config
 from fake_run import make_fake_run
 from safetensors.torch import load_file
@@ -107,7 +108,75 @@ def test_kill_9_mid_training_then_resume_matches_an_uninterrupted_run(tmp_path, 
     )
     assert worst <= RESUME_ATOL
     assert read_json(killed / paths.RUN_META)["status"] == "done"
-    assert json.loads((killed / paths.TRAIN_SUMMARY).read_text())["steps"] == total
+    summary = json.loads((killed / paths.TRAIN_SUMMARY).read_text())
+    assert summary["steps"] == total
+    steps = _train_steps(killed)
+    assert sorted(steps) == list(range(1, total + 1)), "one metrics row per step, none twice after the resume"
+    # the rates cover what this process trained (the epochs after the checkpoint) over this process's seconds
+    assert summary["resumed_from_epoch"] == done
+    here = summary["train_tokens"] * (summary["epochs_run"] - done) / summary["epochs_run"]
+    assert summary["tokens_per_second"] == pytest.approx(here / summary["train_seconds"], rel=0.01)
+
+
+def _checkpoints_of_a_two_epoch_run(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    train(tiny_config("data.n=32", "train.epochs=2", "train.early_stopping_patience=0"), run)
+    return run
+
+
+def _evil_pickle() -> bytes:
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    return pickle.dumps(Evil())
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda ckpt: (ckpt / "adapter_model.safetensors").write_bytes(b"\x10\x00"), "SafetensorError"),
+        (
+            lambda ckpt: (ckpt / "adapter_model.safetensors").write_bytes(
+                (ckpt / "adapter_model.safetensors").read_bytes()[:-100]
+            ),
+            "SafetensorError",
+        ),
+        (lambda ckpt: (ckpt / "rng_state.pth").write_bytes(_evil_pickle()), "UnpicklingError"),
+        (lambda ckpt: (ckpt / "optimizer.pt").write_bytes(b"PK\x03\x04 not a zip"), "Error"),
+    ],
+    ids=["weights cut to a stub", "weights truncated", "rng state tampered", "optimizer damaged"],
+)
+def test_a_damaged_last_checkpoint_resumes_from_the_one_before(tmp_path, capsys, caplog, damage, problem):
+    run = _checkpoints_of_a_two_epoch_run(tmp_path)
+    last = run / paths.CHECKPOINTS_DIR / "epoch-2"
+    damage(last)
+    with caplog.at_level("WARNING"):
+        assert last_checkpoint(run) == str(run / paths.CHECKPOINTS_DIR / "epoch-1")
+    warning = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(warning) == 1 and problem in warning[0] and "\n" not in warning[0]
+    args = ["train", "--config", str(run / paths.RUN_CONFIG), "--run-dir", str(run), "--resume"]
+    assert main(args) == 0, capsys.readouterr().err[-2000:]
+    assert "Traceback" not in capsys.readouterr().err
+    assert read_json(run / paths.TRAIN_SUMMARY)["resumed_from_epoch"] == 1
+
+
+def test_a_failed_run_leaves_no_earlier_adapter_looking_current(tmp_path, monkeypatch):
+    import fraudtune.train as train_module
+
+    run = _checkpoints_of_a_two_epoch_run(tmp_path)
+    assert (run / paths.ADAPTER_DIR).is_dir() and (run / paths.TRAIN_SUMMARY).exists()
+
+    def broken(cfg):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(train_module, "build_model", broken)
+    with pytest.raises(RuntimeError):
+        train(tiny_config("data.n=32", "train.epochs=3"), run)
+    assert not (run / paths.ADAPTER_DIR).exists() and not (run / paths.TRAIN_SUMMARY).exists()
+    assert read_json(run / paths.RUN_META)["status"] == "failed"
 
 
 def _complete_trials(db: Path) -> int:
@@ -196,10 +265,12 @@ def test_interrupted_write_keeps_the_previous_file(tmp_path, monkeypatch):
 
 
 def test_resume_skips_checkpoints_without_trainer_state(tmp_path):
+    from safetensors.torch import save_file
+
     root = tmp_path / paths.CHECKPOINTS_DIR
     for name, complete in [("epoch-1", True), ("epoch-2", True), ("epoch-10", False), ("checkpoint-99", True)]:
         (root / name).mkdir(parents=True)
-        (root / name / "adapter_model.safetensors").write_bytes(b"w")
+        save_file({"w": torch.zeros(2)}, root / name / "adapter_model.safetensors")
         if complete:
             (root / name / "trainer_state.json").write_text("{}")
     assert last_checkpoint(tmp_path) == str(root / "epoch-2")  # numeric order; the unrenamed Trainer folder ignored

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from fraudtune import paths
 from fraudtune.config import RunConfig, load_config
 from fraudtune.errors import FraudtuneError
 
@@ -222,7 +223,10 @@ def _train(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     if args.allow_pii:
         cfg.data.allow_pii = True
-    summary = train(cfg, _run_dir(args, cfg), resume=args.resume)
+    run_dir = _run_dir(args, cfg)
+    if args.resume and not (run_dir / paths.RUN_CONFIG).exists():
+        raise FraudtuneError(f"{run_dir}: no run to resume (no {paths.RUN_CONFIG}); drop --resume to start one")
+    summary = train(cfg, run_dir, resume=args.resume)
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -40,6 +40,24 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def check_output_path(path: Path, inputs: Iterable[Path] = ()) -> None:
+    """Fail now, before any long work, where an output could not be written later: a folder, a place where
+    nothing can be created, or one of the command's own inputs (it would be overwritten)."""
+    path = Path(path)
+    for source in inputs:
+        if Path(source).exists() and path.exists() and os.path.samefile(source, path):
+            raise FraudtuneError(f"{path}: is also the input; write the output to another file")
+    if path.is_dir():
+        raise FraudtuneError(f"{path}: is a folder; pass a file path for the output")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise FraudtuneError(f"{path}: cannot write here ({exc.strerror}); pass a writable output path") from exc
+    os.close(fd)
+    os.unlink(probe)
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Atomic pretty JSON."""
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")

@@ -161,8 +161,9 @@ def predict_file(
 ) -> dict[str, Any]:
     """`fraudtune predict`: valid lines are scored and written; invalid lines are reported and skipped."""
     from fraudtune.data.schema import parse_lines
-    from fraudtune.files import write_jsonl
+    from fraudtune.files import check_output_path, write_jsonl
 
+    check_output_path(Path(output_path), [Path(input_path)])  # before the model loads and scores everything
     transactions, errors = parse_lines(Path(input_path))
     if not transactions:  # every line rejected: keep the previous predictions file rather than empty it
         from fraudtune.modeling.loading import check_adapter_folder

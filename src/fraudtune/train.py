@@ -7,6 +7,7 @@ one checkpoint per epoch, and the best epoch copied to RUN/fraud-lora-adapter/.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -101,6 +102,10 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, callbacks: list[TrainerC
             "%d training examples were longer than data.max_length=%d and were cut", truncated, cfg.data.max_length
         )
     val_chats = [r["messages"] for r in val_rows]
+    checkpoint = last_checkpoint(run_dir) if resume else None
+    start_step, start_epoch = resumed_step(checkpoint)
+    if resume:
+        drop_replayed_metrics(run_dir, start_step)
     began = time.perf_counter()  # the frozen layers' pass is training time: it replaces their per-step work
     split = cache_frozen_states(cfg, model, tokenizer, train_set + val_set)
     if cfg.train.compile_layers:
@@ -109,13 +114,13 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, callbacks: list[TrainerC
         compile_layers(model, split)
     trainer = build_trainer(cfg, run_dir, model, tokenizer, train_set, val_set, val_chats, callbacks)
     trainer.frozen_split = split
-    trainer.train(resume_from_checkpoint=last_checkpoint(run_dir) if resume else None)
+    trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - began
     if not trainer.is_world_process_zero():  # DDP: rank 0 picks the best epoch and writes the adapter
         return {"rank": trainer.args.process_index, "train_seconds": round(train_seconds, 2)}
     best = select_best(run_dir)
     export_adapter(cfg, run_dir, best)
-    return write_summary(cfg, run_dir, trainer, train_set, truncated, train_seconds, best)
+    return write_summary(cfg, run_dir, trainer, train_set, truncated, train_seconds, best, start_epoch)
 
 
 def prepare_run(cfg: RunConfig, run_dir: Path, resume: bool) -> RunConfig:
@@ -128,9 +133,14 @@ def prepare_run(cfg: RunConfig, run_dir: Path, resume: bool) -> RunConfig:
         if config_to_dict(stored) != config_to_dict(cfg):
             log.info("--resume: continuing with the run's stored config %s", config_path)
         return stored
-    if not resume and (run_dir / paths.CHECKPOINTS_DIR).exists():
-        shutil.rmtree(run_dir / paths.CHECKPOINTS_DIR)  # a fresh run never mixes with old epochs
-        (run_dir / paths.METRICS).unlink(missing_ok=True)
+    from fraudtune.profile import load_profile
+
+    load_profile(cfg.data.profile)  # a missing or broken profile stops the run here, not `predict` later
+    if not resume:  # a fresh run never mixes with old epochs, nor leaves the last run's adapter looking current
+        shutil.rmtree(run_dir / paths.CHECKPOINTS_DIR, ignore_errors=True)
+        shutil.rmtree(run_dir / paths.ADAPTER_DIR, ignore_errors=True)
+        for stale in (paths.METRICS, paths.TRAIN_SUMMARY):
+            (run_dir / stale).unlink(missing_ok=True)
     write_yaml(config_path, config_to_dict(cfg))
     return cfg
 
@@ -142,7 +152,34 @@ def ensure_data(cfg: RunConfig, run_dir: Path) -> Path:
         from fraudtune.data.generate import generate
 
         generate(data_dir, profile_path=cfg.data.profile, n=cfg.data.n, seed=cfg.data.seed, data_cfg=cfg.data)
+    check_data_matches(cfg, data_dir)
     return data_dir
+
+
+# what a generated data set's card records of the config that made it (data/generate.py data_card)
+_GENERATED_FROM = {"n_requested": "n", "seed": "seed", "rule_min": "rule_min", "answer_order": "answer_order"}
+
+
+def check_data_matches(cfg: RunConfig, data_dir: Path) -> None:
+    """A generated RUN/data must be the one the config asks for: reusing an 80-row folder for data.n=16 (or the
+    other way round) would train on something else than the config says. Imported data sets are taken as they
+    are (their card records no generator settings)."""
+    card_path = data_dir / paths.DATA_CARD
+    if not card_path.exists():
+        return
+    card = read_json(card_path)
+    if "n_requested" not in card:
+        return
+    differ = [
+        f"data.{key}={getattr(cfg.data, key)!r} vs {card[field]!r}"
+        for field, key in _GENERATED_FROM.items()
+        if field in card and card[field] != getattr(cfg.data, key)
+    ]
+    if differ:
+        raise FraudtuneError(
+            f"{data_dir}: generated with other settings than the config asks ({'; '.join(differ)}); delete the "
+            "folder to generate it again, or use another --run-dir"
+        )
 
 
 def load_split(data_dir: Path, split: str) -> list[dict[str, Any]]:
@@ -624,10 +661,55 @@ class EarlyStopping(TrainerCallback):
 
 
 def last_checkpoint(run_dir: Path) -> str | None:
-    """The newest epoch checkpoint to resume from (None: start over)."""
+    """The newest epoch checkpoint that loads, to resume from (None: start over).
+
+    A checkpoint cut short by a kill or damaged on disk is passed over with a one-line warning for the one
+    before it: a resume never stops on a traceback from the Trainer's loading."""
     epochs = sorted(_epoch_dirs(run_dir), key=lambda p: int(p.name.split("-")[1]))
-    complete = [p for p in epochs if (p / "trainer_state.json").exists()]
-    return str(complete[-1]) if complete else None
+    for folder in reversed([p for p in epochs if (p / "trainer_state.json").exists()]):
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return str(folder)
+        log.warning("--resume: %s is damaged (%s); trying the checkpoint before it", folder, problem)
+    return None
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why the Trainer could not resume from this checkpoint (each file read as the Trainer reads it), or None."""
+    from safetensors.torch import load_file
+    from transformers.trainer_pt_utils import safe_globals
+
+    try:
+        json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        for weights in sorted(folder.glob("*.safetensors")):
+            load_file(weights)
+        for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
+            if (folder / name).exists():
+                with safe_globals():
+                    torch.load(folder / name, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any damage: truncated safetensors, a pickle that is not plain tensors, bad JSON
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}"
+    return None
+
+
+def resumed_step(checkpoint: str | None) -> tuple[int, float]:
+    """(global step, epoch) the run continues from: (0, 0) for a fresh start."""
+    if checkpoint is None:
+        return 0, 0.0
+    state = read_json(Path(checkpoint) / "trainer_state.json")
+    return int(state.get("global_step", 0)), float(state.get("epoch") or 0.0)
+
+
+def drop_replayed_metrics(run_dir: Path, step: int) -> None:
+    """metrics.jsonl without the rows logged after `step` by the killed process: the resumed run logs those steps
+    again, and a step must have one row."""
+    path = run_dir / paths.METRICS
+    if not path.exists():
+        return
+    rows = read_jsonl_lenient(path)
+    kept = [row for row in rows if row.get("step", 0) <= step]
+    if len(kept) != len(rows) or path.read_bytes()[-1:] not in (b"", b"\n"):
+        write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in kept))
 
 
 def _epoch_dirs(run_dir: Path) -> list[Path]:
@@ -680,11 +762,22 @@ def export_adapter(cfg: RunConfig, run_dir: Path, best: Path) -> Path:
 
 
 def write_summary(
-    cfg: RunConfig, run_dir: Path, trainer: Trainer, train_set: list, truncated: int, train_seconds: float, best: Path
+    cfg: RunConfig,
+    run_dir: Path,
+    trainer: Trainer,
+    train_set: list,
+    truncated: int,
+    train_seconds: float,
+    best: Path,
+    start_epoch: float = 0.0,
 ) -> dict[str, Any]:
-    """RUN/train_summary.json: what was trained, how fast, and which epoch won."""
+    """RUN/train_summary.json: what was trained, how fast, and which epoch won.
+
+    After a resume, train_seconds and the rates cover this process's part (the epochs from `start_epoch` on):
+    the killed process's time is not known, and its tokens are not counted against this one's seconds."""
     state = trainer.state
     epochs_run = state.epoch or 0
+    epochs_here = max(epochs_run - start_epoch, 0.0)
     supervised = sum(sum(1 for x in row["labels"] if x != IGNORE_INDEX) for row in train_set)
     total = sum(row["length"] for row in train_set)
     history = [h for h in state.log_history if "eval_loss" in h]
@@ -702,8 +795,9 @@ def write_summary(
         "train_seconds": round(train_seconds, 2),
         "train_tokens": round(total * epochs_run),
         "supervised_tokens": round(supervised * epochs_run),
-        "tokens_per_second": round(total * epochs_run / train_seconds, 1),
-        "supervised_tokens_per_second": round(supervised * epochs_run / train_seconds, 1),
+        "resumed_from_epoch": round(start_epoch, 3) if start_epoch else None,
+        "tokens_per_second": round(total * epochs_here / train_seconds, 1),
+        "supervised_tokens_per_second": round(supervised * epochs_here / train_seconds, 1),
         "peak_rss_mb": peak_rss_mb(),
         "best_checkpoint": best.name,
         "val_loss_per_epoch": [round(h["eval_loss"], 5) for h in history],
