@@ -74,9 +74,9 @@ MERCHANT_STEMS = (
 )  # fmt: skip
 # fraud bursts: (share, categories, median amount, spread, night chance, length range, minutes between)
 BURSTS = (
-    (0.55, ("shopping_net", "misc_net"), 700, 0.45, 0.8, (2, 6), (3, 40)),
-    (0.25, ("grocery_pos", "shopping_pos"), 300, 0.4, 0.5, (2, 4), (10, 60)),
-    (0.20, ("gas_transport", "misc_net"), 6, 0.6, 0.6, (3, 6), (1, 10)),
+    (0.55, ("shopping_net", "misc_net"), 700, 0.45, 0.7, (2, 6), (3, 40)),
+    (0.25, ("grocery_pos", "shopping_pos"), 300, 0.4, 0.4, (2, 4), (10, 60)),
+    (0.20, ("gas_transport", "misc_net"), 6, 0.6, 0.5, (3, 6), (1, 10)),
 )
 FIRST = {
     "F": ("Jennifer", "Stephanie", "Brittany", "Kimberly", "Rebecca", "Vanessa", "Danielle", "Yolanda", "Priscilla"),
@@ -124,7 +124,7 @@ def synth_log(out: Path, n: int, seed: int, parquet: bool = False) -> dict[str, 
     out = Path(out)
     parquet = parquet or out.suffix == ".parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = tqdm(_rows(n, random.Random(seed)), total=n, desc="synth-log", unit="row", mininterval=2)
+    rows = tqdm(_rows(n, random.Random(seed)), total=n, desc="synth-log", unit="row", mininterval=2, disable=None)
     frauds = (_write_parquet if parquet else _write_csv)(out, rows)
     return {"out": str(out), "format": "parquet" if parquet else "csv", "rows": n, "fraud_rows": frauds, "seed": seed}
 
@@ -185,7 +185,7 @@ def _card_number(rng: random.Random) -> int:
 def _daytime(seconds: float, rng: random.Random) -> float:
     """Most legitimate buying happens by day: a time before 6 am usually moves to the morning."""
     hour = (seconds % 86400) / 3600
-    if hour < 6 and rng.random() < 0.85:
+    if hour < 6 and rng.random() < 0.7:
         seconds += (6 - hour) * 3600 + rng.uniform(0, 4 * 3600)
     return seconds
 

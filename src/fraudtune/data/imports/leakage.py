@@ -7,8 +7,10 @@ the fraud. Two tests per feature, on the rows written for training:
 - separation: the single-feature AUC (numbers: the ranking by value, i.e. the best a threshold stump achieves;
   categories: the ranking by each value's fraud rate, values with fewer than `min_rows` rows pooled) is >= `min_auc`
   (or <= 1 - min_auc);
-- purity: one value, or the range above or below a threshold, holds only one label, at least `min_rows` rows and
-  at least `min_share` of all rows of that label.
+- purity: one value, or the range above or below a threshold, holds only rows of the rarer label (FRAUD, as a
+  rule), at least `min_rows` of them and at least `min_share` of all its rows ("this category is always fraud").
+  A range holding only the common label is no sign by itself (many cards never meet fraud); when it holds almost
+  all of them ("every negative comes from one day"), the separation test fires.
 
 Both need `min_rows` rows of each label; with fewer the check says it was skipped.
 """
@@ -150,12 +152,14 @@ def _pure_tail(name: str, x: np.ndarray, y: np.ndarray, top: bool, min_rows: int
     """The widest range beyond a threshold that holds one label only."""
     order = np.argsort(-x if top else x, kind="stable")
     xs, ys = x[order], y[order]
-    first = ys[0]
+    first = bool(ys[0])
+    if first != _rarer(y):
+        return None
     run = int(np.argmax(ys != first)) if (ys != first).any() else len(ys)
     while 0 < run < len(xs) and xs[run] == xs[run - 1]:  # the threshold cannot split equal values
         run -= 1
-    label = _label(bool(first))
-    total = int(y.sum()) if first else int((~y).sum())
+    label = _label(first)
+    total = int((y == first).sum())
     if run < min_rows or run < min_share * total:
         return None
     cut = _show(name, float(xs[run - 1]))
@@ -179,11 +183,13 @@ def _categorical(
         text = f"{name} separates the labels almost perfectly (AUC {auc:.3f} from its per-value fraud rate)"
         message = text + (f": {shown}" if shown else "")
         return [{"feature": name, "test": "separation", "auc": round(auc, 4), "message": message}]
-    totals = {True: int(y.sum()), False: int((~y).sum())}
+    rarer = _rarer(y)
+    held_rarer = fraud if rarer else counts - fraud
+    total = int((y == rarer).sum())
     warnings = []
     for c in np.flatnonzero(~rare):
-        if fraud[c] in (0, counts[c]) and counts[c] >= min_share * totals[fraud[c] > 0]:
-            label, held, total = _label(fraud[c] > 0), int(counts[c]), totals[fraud[c] > 0]
+        if held_rarer[c] == counts[c] and counts[c] >= min_share * total:
+            label, held = _label(rarer), int(counts[c])
             text = f"{name} = {names[c]!r} holds only {label} rows ({held} rows, {held / total:.0%} of all {label})"
             warnings.append({"feature": name, "test": "purity", "rows": held, "message": text})
     return warnings
@@ -191,6 +197,11 @@ def _categorical(
 
 def _label(fraud: bool) -> str:
     return "FRAUD" if fraud else "LEGITIMATE"
+
+
+def _rarer(y: np.ndarray) -> bool:
+    """The rarer label: True (FRAUD) unless fraud is the majority."""
+    return bool(y.sum() <= (~y).sum())
 
 
 def _show(name: str, value: float) -> str:

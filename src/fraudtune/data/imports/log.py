@@ -27,7 +27,7 @@ from fraudtune.data.csv_mapping import CsvMapping, load_mapping
 from fraudtune.data.importers import issuer_example
 from fraudtune.data.imports.history import History
 from fraudtune.data.imports.leakage import MIN_AUC, MIN_ROWS, MIN_SHARE, FeatureTable, leakage_warnings
-from fraudtune.data.imports.output import DatasetWriter
+from fraudtune.data.imports.output import DatasetWriter, NearDuplicates
 from fraudtune.data.imports.report import SHOWN_PII, Rejections, column_report, scrubbed
 from fraudtune.data.imports.rows import LogRow, LogRowReader, complete, pii_findings
 from fraudtune.data.imports.sources import RawRow, Source, open_source
@@ -94,7 +94,8 @@ class LogImport:
         self.rng = random.Random(data_cfg.seed)
         self.keep_warmup = self.spec.keep_warmup
         self.ids: set[int] = set()
-        self.counts = {"rows": 0, "imported": 0, "warmup": 0, "agree": 0, "pii_values": 0}
+        self.near = NearDuplicates()
+        self.counts = {"rows": 0, "imported": 0, "warmup": 0, "near_duplicates": 0, "agree": 0, "pii_values": 0}
         self.pii: list[dict[str, Any]] = []
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.import-", dir=out_dir.parent))
@@ -102,7 +103,7 @@ class LogImport:
 
     def execute(self, names: dict[str, str]) -> dict[str, Any]:
         rows, self.counts["rows"], self.order = self.ordered_rows()
-        for seconds, raw in tqdm(rows, total=self.counts["rows"], desc="importing", unit="row", mininterval=2):
+        for seconds, raw in tqdm(rows, total=self.counts["rows"], desc="importing", unit="row", mininterval=2, disable=None):
             self.take(seconds, raw)
         if not self.counts["imported"]:
             self.writer.abort()
@@ -150,6 +151,11 @@ class LogImport:
         self.write(row, txn, seconds, {"warmup": warmup, "merchant_new": past.merchant_new})
 
     def write(self, row: LogRow, txn: dict[str, Any], seconds: float, marks: dict[str, bool]) -> None:
+        """The training example of a row past its warm-up; a near-duplicate of an earlier one is only counted
+        (SPEC 4: none across splits; the row still counts in its card's history)."""
+        if self.near.seen(txn):
+            self.counts["near_duplicates"] += 1
+            return
         source = {"source_row": row.number, **marks}
         example = issuer_example(txn, row.label, self.profile, self.rng, source, self.cfg.answer_order)
         self.writer.add(example)
@@ -191,6 +197,7 @@ class LogImport:
             "imported": c["imported"],
             "warmup_rows": c["warmup"],
             "warmup_excluded": 0 if self.keep_warmup else c["warmup"],
+            "near_duplicates_dropped": c["near_duplicates"],
             "rejected_rows": self.rejections.rows,
             "pii_values": c["pii_values"],
             "files": files,
@@ -213,6 +220,7 @@ class LogImport:
             "agree_with_profile": self.counts["agree"],
             "warmup_rows": self.counts["warmup"],
             "warmup_in_splits": self.keep_warmup,
+            "near_duplicates_dropped": self.counts["near_duplicates"],
             "token_key_id": key_id(self.key),
             "imported_at_rows": self.counts["rows"],
         }

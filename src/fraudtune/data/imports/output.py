@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from fraudtune import paths
-from fraudtune.data.split import Example, assign_splits, time_split_sizes
+from fraudtune.data.split import NEAR_DUPLICATE_AMOUNT, Example, assign_splits, near_duplicate_key, time_split_sizes
 from fraudtune.files import write_json
 
 _ALL, _ALL_META = "all.jsonl", "all.meta.jsonl"
@@ -87,6 +87,23 @@ class DatasetWriter:
         for handle in self._files.values():
             handle.close()
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+class NearDuplicates:
+    """The near-duplicate rule of split.dedupe (same merchant, customer and hour of day, amounts within 1%) in a
+    few bytes per row: only the amounts are kept, by a hash of the key."""
+
+    def __init__(self) -> None:
+        self._amounts: dict[int, list[float]] = {}
+
+    def seen(self, txn: dict[str, Any]) -> bool:
+        """True when an earlier kept transaction is a near-duplicate; else remember this one."""
+        amounts = self._amounts.setdefault(hash(near_duplicate_key(txn)), [])
+        amount = txn["amount"]
+        if any(abs(amount - other) <= NEAR_DUPLICATE_AMOUNT * max(amount, other) for other in amounts):
+            return True
+        amounts.append(amount)
+        return False
 
 
 def _open_pair(chat: Path) -> tuple[IO[str], IO[str]]:
