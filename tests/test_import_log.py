@@ -22,8 +22,8 @@ from spec_oracle import REPO, read_jsonl
 
 from fraudtune.cli import main
 from fraudtune.config import DataConfig
-from fraudtune.data.importers import import_data
 from fraudtune.data.imports.history import History
+from fraudtune.data.imports.run import import_data
 from fraudtune.data.imports.sources import RawRow
 from fraudtune.data.imports.timesort import external_sort
 from fraudtune.data.pii import luhn_ok

@@ -222,7 +222,7 @@ def _data_validate(args: argparse.Namespace) -> int:
 
 
 def _data_import(args: argparse.Namespace) -> int:
-    from fraudtune.data.importers import import_data
+    from fraudtune.data.imports.run import import_data
 
     cfg = _cfg(args)
     if args.split:

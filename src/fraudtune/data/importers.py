@@ -27,36 +27,6 @@ from fraudtune.profile import Profile, Verdict, assess, load_profile
 IMPORTED = "imported"  # category of a row the profile can't place in a SPEC 4 category, or whose label it disputes
 
 
-def import_data(
-    path: Path,
-    map_path: Path,
-    out_dir: Path,
-    profile_path: Path,
-    data_cfg: DataConfig | None = None,
-    key_file: Path | None = None,
-    key_env: str | None = None,
-    keep_warmup: bool | None = None,
-) -> dict[str, Any]:
-    """`fraudtune data import` (alias import-csv): a log mapping (with `log:`) streams the file through
-    fraudtune.data.imports.log; rows that carry the customer profile go through import_csv.
-
-    Args:
-        path: CSV or Parquet file of labelled transactions.
-        map_path: the column mapping YAML.
-        out_dir: folder for the data set files.
-        profile_path: issuer profile used to explain each label (never to change it).
-        data_cfg: seed, split method and fractions, chunk size (defaults from DataConfig).
-        key_file, key_env: the card token key of a log import (default: the mapping's log section).
-        keep_warmup: a log import writes its warm-up rows into the splits too (default: log.keep_warmup).
-    """
-    mapping = load_mapping(Path(map_path))
-    if mapping.log is None:
-        return import_csv(path, map_path, out_dir, profile_path, data_cfg)
-    from fraudtune.data.imports.log import import_log
-
-    return import_log(path, map_path, out_dir, profile_path, data_cfg, key_file, key_env, keep_warmup)
-
-
 def import_csv(
     csv_path: Path, map_path: Path, out_dir: Path, profile_path: Path, data_cfg: DataConfig | None = None
 ) -> dict[str, Any]:

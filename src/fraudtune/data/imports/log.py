@@ -103,7 +103,9 @@ class LogImport:
 
     def execute(self, names: dict[str, str]) -> dict[str, Any]:
         rows, self.counts["rows"], self.order = self.ordered_rows()
-        for seconds, raw in tqdm(rows, total=self.counts["rows"], desc="importing", unit="row", mininterval=2, disable=None):
+        for seconds, raw in tqdm(
+            rows, total=self.counts["rows"], desc="importing", unit="row", mininterval=2, disable=None
+        ):
             self.take(seconds, raw)
         if not self.counts["imported"]:
             self.writer.abort()

@@ -13,17 +13,18 @@ from typing import Any
 from fraudtune.errors import FraudtuneError
 
 DEFAULT_KEY_ENV = "FRAUDTUNE_TOKEN_KEY"
-LOG_KEYS = (
-    "card",
-    "key_env",
-    "key_file",
-    "device",
-    "opened",
-    "opened_format",
-    "warmup_min_history",
-    "warmup_min_days",
-    "keep_warmup",
-)
+# the keys of the log: section and what they mean (also the table of docs/DATASET_PREPARATION.md)
+LOG_KEYS = {
+    "card": "the card number column: turned into customer.id, a keyed token; the history is kept per card",
+    "key_env": "the environment variable that holds the token key",
+    "key_file": "a file that holds the token key instead (relative to the mapping; never inside the output folder)",
+    "device": "a device or terminal column: device_new is its first use on the card",
+    "opened": "an account-open date column: account_age_days counts from it instead of the card's first row",
+    "opened_format": "strptime format of the opened column (ISO-8601 when left out)",
+    "warmup_min_history": "rows with fewer earlier rows of their card are warm-up",
+    "warmup_min_days": "rows less than this many days after their card's first row are warm-up",
+    "keep_warmup": "write warm-up rows into the splits too (marked warmup: true in the meta)",
+}
 # SPEC fields a log import derives from the card's past rows (device_new only with a device column)
 DERIVED = (
     "customer.id",
