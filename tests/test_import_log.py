@@ -469,8 +469,9 @@ def test_rejected_rows_are_reported_with_line_and_field_and_good_rows_kept(tmp_p
     assert summary["rejected_rows"] == 7 and summary["imported"] + summary["near_duplicates_dropped"] == 193
 
 
-def test_an_unsorted_log_gives_the_same_data_set(tmp_path) -> None:
-    """Shuffled rows are put back in time order by an external sort (runs of 200 rows on disk, then merged)."""
+def test_an_unsorted_log_gives_the_same_data_set(tmp_path, monkeypatch) -> None:
+    """Shuffled rows are put back in time order by an external sort (runs of 200 rows on disk, then merged); the
+    rows it writes to disk carry card tokens, never card numbers."""
     log = tmp_path / "log.csv"
     synth_log(log, 1500, seed=8)
     rows = _rows(log)
@@ -478,7 +479,19 @@ def test_an_unsorted_log_gives_the_same_data_set(tmp_path) -> None:
     shuffled = _write_rows(tmp_path / "shuffled.csv", rows)
     mapping, key_file = _mapping(tmp_path, **{"log/keep_warmup": True}), _key_file(tmp_path)
     _import(log, tmp_path / "a", key_file, mapping, split="time", chunk_rows=200)
+    sorted_cells = []
+
+    def spy(chunks, time_of, tmp_dir):
+        def seen():
+            for chunk in chunks:
+                sorted_cells.extend(cell for row in chunk for cell in row.cells or ())
+                yield chunk
+
+        return external_sort(seen(), time_of, tmp_dir)
+
+    monkeypatch.setattr("fraudtune.data.imports.log.external_sort", spy)
     _import(shuffled, tmp_path / "b", key_file, mapping, split="time", chunk_rows=200)
+    assert len(sorted_cells) > 1500 * 5 and not {r["cc_num"] for r in rows} & set(sorted_cells)
     a, b = _metas(tmp_path / "a"), _metas(tmp_path / "b")
     assert a.keys() == b.keys() and len(a) > 1400
     assert all((a[i]["transaction"], a[i]["split"]) == (b[i]["transaction"], b[i]["split"]) for i in a)
@@ -639,3 +652,47 @@ def test_the_cli_lists_import_its_alias_and_synth_log(capsys) -> None:
         main(["data", "-h"])
     text = capsys.readouterr().out
     assert "import (import-csv)" in text and "synth-log" in text
+
+
+def test_device_and_account_open_columns_and_unix_seconds(tmp_path) -> None:
+    """device_new is the first use of a device on the card; account age counts from log.opened; unix seconds read
+    as the same times as the formatted column."""
+    header = ["ts", "card", "device", "opened", "merchant", "category", "amt", "txn", "label"]
+    rows = [  # seconds since 1970 for 2025-03-01 12:00:00 UTC, then later
+        [1740830400, CARD_A, "phone-1", "2024-12-01", "Shop 1", "grocery_pos", "10.00", "t1", "0"],
+        [1740834000, CARD_A, "phone-1", "2024-12-01", "Shop 2", "grocery_pos", "20.00", "t2", "0"],
+        [1740837600, CARD_A, "laptop-9", "2024-12-01", "Shop 3", "shopping_net", "30.00", "t3", "1"],
+        [1740841200, CARD_B, "phone-1", "", "Shop 4", "grocery_pos", "40.00", "t4", "0"],
+    ]
+    log = tmp_path / "devices.csv"
+    log.write_text("\n".join(",".join(map(str, r)) for r in [header, *rows]) + "\n")
+    mapping = _mapping(
+        tmp_path,
+        **{
+            "columns/transaction_id": "txn",
+            "columns/timestamp": "ts",
+            "timestamp_format": "unix",
+            "label/column": "label",
+            "log/card": "card",
+            "log/device": "device",
+            "log/opened": "opened",
+            "log/keep_warmup": True,
+        },
+    )
+    assert _import(log, tmp_path / "out", _key_file(tmp_path), mapping)["errors"] == []
+    txns = {i: m["transaction"] for i, m in _metas(tmp_path / "out").items()}
+    assert [txns[t]["device_new"] for t in ("t1", "t2", "t3", "t4")] == [True, False, True, True]
+    assert [txns[t]["customer"]["account_age_days"] for t in ("t1", "t4")] == [90, 0]
+    assert [txns[t]["timestamp"] for t in ("t1", "t3")] == ["2025-03-01T12:00:00", "2025-03-01T14:00:00"]
+
+
+def test_profile_rows_split_by_time_too(tmp_path, capsys) -> None:
+    csv_map = REPO / "configs" / "csv_mapping.example.yaml"
+    source = REPO / "tests" / "data" / "transactions.csv"
+    code = main(["data", "import-csv", str(source), "--map", str(csv_map), "--out", str(tmp_path), "--split", "time"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["splits"] == {"train": 10, "val": 1, "test": 1}
+    times = {
+        s: [m["transaction"]["timestamp"] for m in read_jsonl(tmp_path / f"{s}.meta.jsonl")]
+        for s in ("train", "val", "test")
+    }
+    assert max(times["train"]) <= min(times["val"]) <= max(times["val"]) <= min(times["test"])

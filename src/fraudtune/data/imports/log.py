@@ -122,12 +122,23 @@ class LogImport:
         chunk = self.cfg.chunk_rows
         time_column = self.mapping.columns["timestamp"]
         ordered, n_rows = is_sorted(self.source.chunks([time_column], chunk), lambda r: self.reader.time_of(r, 0))
-        chunks = self.source.chunks(self.reader.columns, chunk)
+        chunks = self.tokenised(self.source.chunks(self.reader.columns, chunk))
         if ordered:
             return keyed(itertools.chain.from_iterable(chunks), self.reader.time_of), n_rows, "in time order already"
         log.info("%s is not in time order: sorting it on disk in runs of %d rows", self.source.path, chunk)
         how = f"sorted by time with an external merge sort (runs of {chunk} rows on disk)"
         return external_sort(chunks, self.reader.time_of, self.writer.work), n_rows, how
+
+    def tokenised(self, chunks: Iterator[list[RawRow]]) -> Iterator[list[RawRow]]:
+        """The chunks with each card number replaced by its token as soon as it is read: the number reaches
+        neither the sort's temporary files nor anything after them."""
+        at = self.reader.columns.index(self.spec.card)
+        for chunk in chunks:
+            for i, row in enumerate(chunk):
+                card = str(row.cells[at]).strip() if row.cells is not None else ""
+                if card:
+                    chunk[i] = row._replace(cells=(*row.cells[:at], card_token(self.key, card), *row.cells[at + 1 :]))
+            yield chunk
 
     def take(self, seconds: float, raw: RawRow) -> None:
         """Read one row, derive its customer fields from the card's past, and write it (or say why not)."""
@@ -137,7 +148,7 @@ class LogImport:
         id_hash = int.from_bytes(hashlib.blake2b(row.txn["transaction_id"].encode(), digest_size=8).digest())
         if id_hash in self.ids:
             return self.reject(raw, [("transaction_id", f"duplicate id {row.txn['transaction_id'][:40]!r}")])
-        token = card_token(self.key, row.card)
+        token = row.card  # tokenised when read
         merchant = row.txn["merchant"]["id"]
         past = self.history.features(token, seconds, merchant, row.device)
         txn = complete(row, token, past, self.reader.derived, seconds)

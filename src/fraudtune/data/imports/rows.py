@@ -28,7 +28,7 @@ class LogRow:
     txn: dict[str, Any]
     label: str
     when: datetime
-    card: str
+    card: str  # the card's token: LogImport.tokenised replaced the number as the row was read
     device: str | None
     opened: float | None  # seconds, like the row's time
 
