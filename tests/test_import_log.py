@@ -371,6 +371,7 @@ def test_warmup_rows_are_marked_and_left_out_unless_kept(tmp_path, capsys) -> No
     )
     summary = json.loads(out)
     assert code == 0 and (summary["imported"], summary["warmup_rows"], summary["warmup_excluded"]) == (2, 7, 7)
+    assert summary["dropped_columns"]["first"] == "personal (name)"
     warm = read_jsonl(tmp_path / "out" / "warmup.meta.jsonl")
     assert [m["transaction"]["amount"] for m in warm] == [10.0 + d for d in days[:7]]
     assert [m["history_count"] for m in warm] == list(range(7))
@@ -696,3 +697,12 @@ def test_profile_rows_split_by_time_too(tmp_path, capsys) -> None:
         for s in ("train", "val", "test")
     }
     assert max(times["train"]) <= min(times["val"]) <= max(times["val"]) <= min(times["test"])
+
+
+def test_a_log_with_only_warmup_rows_writes_nothing(tmp_path, capsys) -> None:
+    log = _hand_log(tmp_path, [(f"2025-01-0{d} 12:00:00", CARD_A, 10.0 + d, "home") for d in range(1, 5)])
+    args = ["--map", str(MAP), "--out", str(tmp_path / "out"), "--key-file", str(_key_file(tmp_path))]
+    code, out, err = _cli(capsys, str(log), *args)
+    assert code == 1 and json.loads(out)["warmup_rows"] == 4
+    assert err == f"{log}: no rows past the warm-up (see log.warmup_min_history); nothing written\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hand.csv", "token.key"]

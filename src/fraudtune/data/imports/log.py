@@ -90,6 +90,7 @@ class LogImport:
         self.mapping, self.spec, self.profile, self.cfg = mapping, mapping.log, profile, data_cfg
         self.key, self.source, self.out_dir = key, source, out_dir
         self.reader = LogRowReader(mapping)
+        self.columns = column_report(source.header, mapping)
         self.history, self.table, self.rejections = History(), FeatureTable(), Rejections()
         self.rng = random.Random(data_cfg.seed)
         self.keep_warmup = self.spec.keep_warmup
@@ -213,6 +214,7 @@ class LogImport:
             "near_duplicates_dropped": c["near_duplicates"],
             "rejected_rows": self.rejections.rows,
             "pii_values": c["pii_values"],
+            "dropped_columns": {d["column"]: d["reason"] for d in self.columns["dropped"]},
             "files": files,
             "errors": self.errors(),
         }
@@ -243,10 +245,10 @@ class LogImport:
     ) -> dict[str, Any]:
         spec = self.spec
         return {
-            **{k: v for k, v in self.summary([]).items() if k not in ("files", "errors")},
+            **{k: v for k, v in self.summary([]).items() if k not in ("files", "errors", "dropped_columns")},
             "mapping": names["mapping"],
             "time_order": self.order,
-            "columns": column_report(self.source.header, self.mapping),
+            "columns": self.columns,
             "token_key": {"source": names["token_key"], "key_id": key_id(self.key)},
             "warmup": {
                 "rows": self.counts["warmup"],
