@@ -113,6 +113,18 @@ def test_synth_log_is_seeded_and_has_the_public_shape(tmp_path) -> None:
     assert all(r["first"] and r["last"] and r["street"] and r["dob"] for r in rows)
 
 
+def test_synth_log_parquet_holds_every_row_in_several_row_groups(tmp_path, monkeypatch) -> None:
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr("fraudtune.data.synth_log.PARQUET_BATCH_ROWS", 400)
+    summary = synth_log(tmp_path / "log.parquet", 1000, seed=5)
+    synth_log(tmp_path / "log.csv", 1000, seed=5)
+    table = pq.read_table(tmp_path / "log.parquet")
+    assert pq.ParquetFile(tmp_path / "log.parquet").metadata.num_row_groups == 3
+    assert summary["rows"] == table.num_rows == 1000 == len(_rows(tmp_path / "log.csv"))
+    assert table.column("trans_num").to_pylist() == [r["trans_num"] for r in _rows(tmp_path / "log.csv")]
+
+
 def test_log_import_writes_the_data_set_and_reports_every_dropped_column(clean) -> None:
     out, summary = clean["csv_out"], clean["csv_summary"]
     assert {p.name for p in out.iterdir()} == DATA_FILES

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import heapq
+import itertools
 import math
 import random
 from collections.abc import Iterator
@@ -50,6 +51,7 @@ PERSONAL = (
 )
 START = datetime(2025, 1, 1)
 ROWS_PER_CARD = 500
+PARQUET_BATCH_ROWS = 50_000  # rows per Parquet row group
 BURST_CHANCE = 0.0025  # per legitimate transaction: the card is compromised right after it
 # category: (share of legitimate rows, median amount, spread of log amount, merchant suffixes)
 CATEGORIES: dict[str, tuple[float, float, float, tuple[str, ...]]] = {
@@ -125,8 +127,14 @@ def synth_log(out: Path, n: int, seed: int, parquet: bool = False) -> dict[str, 
     parquet = parquet or out.suffix == ".parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = tqdm(_rows(n, random.Random(seed)), total=n, desc="synth-log", unit="row", mininterval=2, disable=None)
-    frauds = (_write_parquet if parquet else _write_csv)(out, rows)
-    return {"out": str(out), "format": "parquet" if parquet else "csv", "rows": n, "fraud_rows": frauds, "seed": seed}
+    written, frauds = (_write_parquet if parquet else _write_csv)(out, iter(rows))
+    return {
+        "out": str(out),
+        "format": "parquet" if parquet else "csv",
+        "rows": written,
+        "fraud_rows": frauds,
+        "seed": seed,
+    }
 
 
 def _rows(n: int, rng: random.Random) -> Iterator[list[Any]]:
@@ -226,19 +234,21 @@ def _row(seconds: float, card: Card, fraud: tuple | None, merchants: dict[str, l
     ]  # fmt: skip
 
 
-def _write_csv(out: Path, rows: Iterator[list[Any]]) -> int:
-    frauds = 0
+def _write_csv(out: Path, rows: Iterator[list[Any]]) -> tuple[int, int]:
+    """(rows written, fraud rows)."""
+    written = frauds = 0
     with open(out, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
         for row in rows:
             row[4] = f"{row[4]:.2f}"
-            frauds += row[-1]
+            written, frauds = written + 1, frauds + row[-1]
             writer.writerow(row)
-    return frauds
+    return written, frauds
 
 
-def _write_parquet(out: Path, rows: Iterator[list[Any]], batch_rows: int = 50_000) -> int:
+def _write_parquet(out: Path, rows: Iterator[list[Any]]) -> tuple[int, int]:
+    """(rows written, fraud rows); `rows` is one iterator, drawn PARQUET_BATCH_ROWS at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -246,10 +256,10 @@ def _write_parquet(out: Path, rows: Iterator[list[Any]], batch_rows: int = 50_00
              "city_pop": pa.int64(), "unix_time": pa.int64(), "merch_lat": pa.float64(), "merch_long": pa.float64(),
              "is_fraud": pa.int64()}  # fmt: skip
     schema = pa.schema([(name, types.get(name, pa.string())) for name in COLUMNS])
-    frauds = 0
+    written = frauds = 0
     with pq.ParquetWriter(out, schema) as writer:
-        while batch := [row for _, row in zip(range(batch_rows), rows, strict=False)]:
-            frauds += sum(row[-1] for row in batch)
+        while batch := list(itertools.islice(rows, PARQUET_BATCH_ROWS)):
+            written, frauds = written + len(batch), frauds + sum(row[-1] for row in batch)
             columns = [pa.array([row[i] for row in batch], type=schema.field(i).type) for i in range(len(COLUMNS))]
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
-    return frauds
+    return written, frauds
