@@ -225,7 +225,11 @@ def _plant_day(rows: list[dict]) -> None:
 @pytest.mark.parametrize(
     ("plant", "expected"),
     [
-        (_plant_category, "merchant.category separates the labels almost perfectly"),
+        (
+            _plant_category,
+            "merchant.category separates the labels almost perfectly (AUC 1.000 from its per-value fraud rate): "
+            "'travel': ",
+        ),
         (_plant_amount, "amount separates the labels almost perfectly (single-feature AUC 1.000): FRAUD rows have"),
         (_plant_day, "day separates the labels almost perfectly"),
     ],
@@ -240,6 +244,9 @@ def test_leakage_check_fires_on_a_planted_leak(clean, tmp_path, capsys, plant, e
     assert code == 0
     warnings = json.loads(out)["leakage_warnings"]
     assert any(w.startswith(expected) for w in warnings), warnings
+    if plant is _plant_category:  # the value that gives the leak away is named first
+        fraud_rows = sum(m["label"] == "FRAUD" for m in read_jsonl(tmp_path / "out" / "fraud_dataset.meta.jsonl"))
+        assert f"{expected}{fraud_rows} rows, all FRAUD;" in warnings[0]
     assert f"warning: possible leakage: {expected}" in err
     report = json.loads((tmp_path / "out" / "import_report.json").read_text())
     assert [w["message"] for w in report["leakage"]["warnings"]] == warnings

@@ -178,7 +178,10 @@ def _categorical(
     rate = np.where(rare, fraud[rare].sum() / max(counts[rare].sum(), 1), fraud / np.maximum(counts, 1))
     auc = _auc(rate[codes], y)
     if auc >= min_auc:
-        pure = [c for c in np.argsort(-counts) if not rare[c] and fraud[c] in (0, counts[c])][:3]
+        # the values holding one label only, those of the rarer label first: 'travel': 54 rows, all FRAUD
+        rarer = _rarer(y)
+        pure = [c for c in np.argsort(-counts, kind="stable") if not rare[c] and fraud[c] in (0, counts[c])]
+        pure = sorted(pure, key=lambda c: (fraud[c] > 0) != rarer)[:3]
         shown = "; ".join(f"{names[c]!r}: {int(counts[c])} rows, all {_label(fraud[c] > 0)}" for c in pure)
         text = f"{name} separates the labels almost perfectly (AUC {auc:.3f} from its per-value fraud rate)"
         message = text + (f": {shown}" if shown else "")
