@@ -14,12 +14,12 @@ from fraudtune.paths import REPO_ROOT
 
 @pytest.mark.parametrize("path", sorted((REPO_ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_loads(path):
-    """Run configs, the issuer profile and the CSV mapping example: each through its own loader."""
+    """Run configs, the issuer profile and the column mapping examples: each through its own loader."""
     if path.parent.name == "profiles":
         from fraudtune.profile import load_profile
 
         load_profile(path)
-    elif path.name.startswith("csv_mapping"):
+    elif "mapping" in path.name:
         from fraudtune.data.csv_mapping import load_mapping
 
         load_mapping(path)

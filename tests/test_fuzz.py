@@ -27,7 +27,7 @@ from spec_oracle import DEMO_PROFILE, REPO, sample_txn
 
 from fraudtune.data.chat import parse_answer, render_user
 from fraudtune.data.csv_mapping import load_mapping
-from fraudtune.data.importers import _example, _read_csv, _row_to_transaction
+from fraudtune.data.importers import _read_csv, _row_to_transaction, issuer_example
 from fraudtune.data.schema import RecordError, normalize, parse_lines, validate_transaction
 from fraudtune.errors import FraudtuneError
 from fraudtune.profile import assess, load_profile
@@ -300,5 +300,5 @@ def test_csv_importer_never_crashes(picks: bytes, drawn: str, tail: bytes) -> No
         txn, label, problems = _row_to_transaction(dict(zip(header, cells, strict=True)), MAPPING)
         assert all(isinstance(f, str) and isinstance(p, str) for f, p in problems)
         if not problems:
-            example = _example(txn, label, PROFILE, random.Random(0), line)
+            example = issuer_example(txn, label, PROFILE, random.Random(0), {"csv_line": line})
             assert example.messages[-1]["content"].split("\n", 1)[0] == label

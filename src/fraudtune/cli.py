@@ -66,13 +66,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tokens", action="store_true", help="skip token counts (no tokenizer needed)")
     _config_args(p, run_dir=False)
     p.set_defaults(func=_data_validate)
-    p = data.add_parser("import-csv", help="turn a labelled transaction CSV into the training files")
-    p.add_argument("csv", type=Path, help="the user's labelled transactions")
-    p.add_argument("--map", type=Path, required=True, help="column mapping YAML (see configs/csv_mapping.example.yaml)")
+    p = data.add_parser(
+        "import",
+        aliases=["import-csv"],
+        help="turn labelled transactions (CSV or Parquet; profile rows or a raw card log) into the training files",
+    )
+    p.add_argument("file", type=Path, help="the user's labelled transactions, CSV or Parquet")
+    p.add_argument(
+        "--map",
+        type=Path,
+        required=True,
+        help="column mapping YAML (configs/csv_mapping.example.yaml; a raw log: configs/cardlog_mapping.example.yaml)",
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--profile", type=Path, default=None, help="issuer profile used to explain (not to label)")
+    p.add_argument("--key-file", type=Path, default=None, help="file holding the card token key (log imports)")
+    p.add_argument("--key-env", default=None, help="environment variable holding the card token key (log imports)")
+    p.add_argument(
+        "--keep-warmup", action="store_true", default=None, help="keep warm-up rows in the splits (marked in the meta)"
+    )
+    p.add_argument("--split", choices=("stratified", "time"), default=None, help="split method (default: data.split)")
     _config_args(p, run_dir=False)
-    p.set_defaults(func=_data_import_csv)
+    p.set_defaults(func=_data_import)
+    p = data.add_parser("synth-log", help="write a synthetic card-transaction log (tests and benchmarks of import)")
+    p.add_argument("--out", type=Path, required=True, help="the log file (.csv, or .parquet)")
+    p.add_argument("--n", type=int, required=True, help="number of rows")
+    p.add_argument("--seed", type=int, default=None, help="seed (default: data.seed)")
+    p.add_argument("--parquet", action="store_true", help="write Parquet (also chosen by a .parquet name)")
+    _config_args(p, run_dir=False)
+    p.set_defaults(func=_data_synth_log)
 
     p = sub.add_parser("train", help="LoRA (or full) fine-tuning; keeps the best adapter by validation loss")
     _config_args(p)
@@ -206,15 +228,37 @@ def _data_validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _data_import_csv(args: argparse.Namespace) -> int:
-    from fraudtune.data.importers import import_csv
+def _data_import(args: argparse.Namespace) -> int:
+    from fraudtune.data.imports.run import import_data
 
     cfg = _cfg(args)
-    summary = import_csv(args.csv, args.map, args.out, profile_path=args.profile or cfg.data.profile, data_cfg=cfg.data)
+    if args.split:
+        cfg.data.split = args.split
+    summary = import_data(
+        args.file,
+        args.map,
+        args.out,
+        profile_path=args.profile or cfg.data.profile,
+        data_cfg=cfg.data,
+        key_file=args.key_file,
+        key_env=args.key_env,
+        keep_warmup=args.keep_warmup,
+    )
     print(json.dumps({k: v for k, v in summary.items() if k != "errors"}, indent=2))
+    for warning in summary.get("leakage_warnings", []):
+        print(f"warning: possible leakage: {warning}", file=sys.stderr)
     for err in summary.get("errors", []):
         print(err, file=sys.stderr)
     return 1 if summary.get("errors") else 0
+
+
+def _data_synth_log(args: argparse.Namespace) -> int:
+    from fraudtune.data.synth_log import synth_log
+
+    cfg = _cfg(args)
+    seed = cfg.data.seed if args.seed is None else args.seed
+    print(json.dumps(synth_log(args.out, args.n, seed, parquet=args.parquet), indent=2))
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

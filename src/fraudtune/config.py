@@ -31,6 +31,18 @@ class DataConfig(Section):
     seed: int = Field(7, description="Seed of the data generator (independent of the training seed).")
     train_frac: float = Field(0.8, gt=0, lt=1, description="Share of each category x label stratum in train.")
     val_frac: float = Field(0.1, gt=0, lt=1, description="Share of each stratum in validation; the rest is test.")
+    split: Literal["stratified", "time"] = Field(
+        "stratified",
+        description="How imported rows are split: stratified by category x label (as generated data), or by time "
+        "(train on the earliest train_frac of the rows, validate and test on later ones: the honest split for a "
+        "real log, where the future must not teach the past).",
+    )
+    chunk_rows: int = Field(
+        100_000,
+        ge=100,
+        description="Rows a log import reads at a time (and sorts at a time when the file is not in time order): "
+        "with the per-card state, what bounds its memory.",
+    )
     max_length: int = Field(512, ge=32, description="Token limit of one chat example; longer ones are truncated.")
     rule_min: int = Field(
         0,

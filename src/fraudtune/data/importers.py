@@ -9,17 +9,18 @@ from __future__ import annotations
 import csv
 import io
 import random
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from fraudtune.config import DataConfig
 from fraudtune.data.chat import render_assistant, to_messages
-from fraudtune.data.csv_mapping import CsvMapping, load_mapping
+from fraudtune.data.csv_mapping import CsvMapping, load_mapping, mapped_fields
 from fraudtune.data.generate import classify
+from fraudtune.data.imports.sources import PARQUET_MAGIC, open_source
 from fraudtune.data.schema import RecordError, validate_transaction
-from fraudtune.data.split import Example, counts_by_split, dedupe, split_examples, write_dataset
-from fraudtune.dotted import set_dotted
+from fraudtune.data.split import Example, counts_by_split, dedupe, split_by_time, split_examples, write_dataset
 from fraudtune.errors import FraudtuneError
 from fraudtune.profile import Profile, Verdict, assess, load_profile
 
@@ -58,7 +59,7 @@ def import_csv(
             errors += [str(RecordError(str(csv_path), line, f, p)) for f, p in problems]
             continue
         ids.add(txn["transaction_id"])
-        examples.append(_example(txn, label, profile, rng, line))
+        examples.append(issuer_example(txn, label, profile, rng, {"csv_line": line}, data_cfg.answer_order))
     examples, dropped = dedupe(examples)
     summary = {
         "csv": str(csv_path),
@@ -70,7 +71,10 @@ def import_csv(
     }
     if not examples:
         return {**summary, "files": [], "errors": errors + [f"{csv_path}: no valid rows; nothing written"]}
-    split_examples(examples, data_cfg.train_frac, data_cfg.val_frac, data_cfg.seed)
+    if data_cfg.split == "time":
+        split_by_time(examples, data_cfg.train_frac, data_cfg.val_frac)
+    else:
+        split_examples(examples, data_cfg.train_frac, data_cfg.val_frac, data_cfg.seed)
     card = _card(examples, summary, Path(map_path), profile_path, data_cfg)
     files = write_dataset(Path(out_dir), examples, card)
     return {
@@ -87,6 +91,8 @@ def _read_csv(path: Path, mapping: CsvMapping) -> tuple[list[str], list[tuple[in
     """Header and (line number, fields) of each non-empty row; file-level problems raise."""
     if not path.exists():
         raise FraudtuneError(f"{path}: CSV file not found")
+    if path.is_file() and _magic(path) == PARQUET_MAGIC:
+        return _read_parquet(path, mapping)
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -103,6 +109,18 @@ def _read_csv(path: Path, mapping: CsvMapping) -> tuple[list[str], list[tuple[in
         raise FraudtuneError(f"{path}: empty file; expected a header row and one transaction per row")
     _check_header(path, header, mapping)
     return header, rows
+
+
+def _read_parquet(path: Path, mapping: CsvMapping) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """A Parquet file as the CSV reader gives it: header, and (row number, cells as text) of every row."""
+    source = open_source(path, mapping)
+    chunks = source.chunks(list(source.header), chunk_rows=10_000)
+    return list(source.header), [(row.line, list(row.cells or ())) for chunk in chunks for row in chunk]
+
+
+def _magic(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(4)
 
 
 def _check_header(path: Path, header: list[str], mapping: CsvMapping) -> None:
@@ -126,37 +144,43 @@ def _row_to_transaction(
     row: dict[str, str], mapping: CsvMapping
 ) -> tuple[dict[str, Any], str | None, list[tuple[str, str]]]:
     """SPEC transaction, label and (field, problem) list of one CSV row."""
-    txn: dict[str, Any] = {}
-    problems: list[tuple[str, str]] = []
-    for name, spec in mapping.fields.items():
-        column = mapping.columns.get(name)
-        raw = row[column].strip() if column else ""
-        value, problem = spec.convert(raw, mapping, txn) if raw else spec.missing(txn)
-        if problem:
-            problems.append((name, f"{problem} (column {column!r})" if column else problem))
-            continue
-        set_dotted(txn, name, value)
-    raw_label = row[mapping.label_column].strip()
-    label = mapping.label_values.get(raw_label)
-    if label is None:
-        problems.append(
-            (
-                "label",
-                f"value {raw_label[:40]!r} (column {mapping.label_column!r}) is not in the "
-                f"mapping's label.values ({', '.join(mapping.label_values)})",
-            )
-        )
+    txn, problems = mapped_fields(row, mapping)
+    label, problem = read_label(row, mapping)
+    if problem:
+        problems.append(("label", problem))
     if not problems:
         problems = validate_transaction(txn)
     return txn, label, problems
 
 
-def _example(txn: dict[str, Any], label: str, profile: Profile, rng: random.Random, line: int) -> Example:
+def read_label(row: Mapping[str, Any], mapping: CsvMapping) -> tuple[str | None, str | None]:
+    """FRAUD or LEGITIMATE from the label cell, or the problem with it."""
+    cell = row[mapping.label_column]
+    raw_label = cell.strip() if isinstance(cell, str) else str(cell)
+    label = mapping.label_values.get(raw_label)
+    if label is None:
+        return None, (
+            f"value {raw_label[:40]!r} (column {mapping.label_column!r}) is not in the "
+            f"mapping's label.values ({', '.join(mapping.label_values)})"
+        )
+    return label, None
+
+
+def issuer_example(
+    txn: dict[str, Any],
+    label: str,
+    profile: Profile,
+    rng: random.Random,
+    source: dict[str, Any],
+    order: str = "verdict_first",
+) -> Example:
+    """The chat example of one imported transaction: the issuer's label, the profile's explanation; `source`
+    (where the row came from) goes into the meta line."""
     verdict = assess(profile, txn)
     agrees = verdict.label == label
     category = (classify(verdict, profile) or IMPORTED) if agrees else IMPORTED
     shown, reasoning = (verdict, None) if agrees else _case_review(verdict, label, profile)
-    answer = render_assistant(shown, txn, profile, rng, reasoning=reasoning)
+    answer = render_assistant(shown, txn, profile, rng, reasoning=reasoning, order=order)
     kind = profile.rule(verdict.deciding_rule).kind if verdict.deciding_rule and agrees else None
     meta = {
         "transaction_id": txn["transaction_id"],
@@ -172,7 +196,7 @@ def _example(txn: dict[str, Any], label: str, profile: Profile, rng: random.Rand
         "oracle_label": verdict.label,
         "oracle_risk_score": verdict.risk_score,
         "agrees_with_profile": agrees,
-        "csv_line": line,
+        **source,
         "transaction": txn,
     }
     return Example(to_messages(txn, profile, answer), meta)
@@ -214,6 +238,7 @@ def _card(
         "profile": str(profile_path),
         "train_frac": data_cfg.train_frac,
         "val_frac": data_cfg.val_frac,
+        "split": data_cfg.split,
         "splits": {s: sum(m["split"] == s for m in metas) for s in ("train", "val", "test")},
         "counts": counts_by_split(examples),
         "agree_with_profile": sum(m["agrees_with_profile"] for m in metas),

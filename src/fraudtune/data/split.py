@@ -1,4 +1,4 @@
-"""Deduplicate, split train/val/test stratified by category x label, and write the data set files.
+"""Deduplicate, split train/val/test (stratified by category x label, or by time), and write the data set files.
 
 Shared by `data generate` and `data import-csv`, so both write exactly the same set of files.
 """
@@ -91,6 +91,23 @@ def split_examples(examples: list[Example], train_frac: float, val_frac: float, 
     strata = [f"{ex.meta['category']}|{ex.meta['label']}|{ex.meta.get('unit') or ''}" for ex in examples]
     for ex, name in zip(examples, assign_splits(strata, train_frac, val_frac, seed), strict=True):
         ex.meta["split"] = name
+
+
+def time_split_sizes(n: int, train_frac: float, val_frac: float) -> tuple[int, int, int]:
+    """(train, val, test) row counts of a split by time: the first rows train, the next validate, the last test."""
+    n_train = round(n * train_frac)
+    n_val = min(n - n_train, round(n * val_frac))
+    return n_train, n_val, n - n_train - n_val
+
+
+def split_by_time(examples: list[Example], train_frac: float, val_frac: float) -> None:
+    """Write the split name into each example's meta by the transaction's time (ties keep the file order)."""
+    order = sorted(
+        range(len(examples)), key=lambda i: datetime.fromisoformat(examples[i].meta["transaction"]["timestamp"])
+    )
+    n_train, n_val, _ = time_split_sizes(len(examples), train_frac, val_frac)
+    for rank, index in enumerate(order):
+        examples[index].meta["split"] = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
 
 
 def counts_by_split(examples: list[Example]) -> dict[str, dict[str, dict[str, int]]]:

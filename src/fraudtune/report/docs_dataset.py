@@ -10,17 +10,38 @@ from __future__ import annotations
 
 import itertools
 import random
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from fraudtune.data import catalog, generate, plan
 from fraudtune.data.chat import render_assistant, to_messages
-from fraudtune.data.csv_mapping import FIELDS
+from fraudtune.data.csv_mapping import FIELDS, load_mapping
+from fraudtune.data.imports.history import History
+from fraudtune.data.imports.leakage import MIN_AUC, MIN_ROWS, MIN_SHARE
+from fraudtune.data.imports.logspec import LOG_KEYS, LogSpec
+from fraudtune.data.imports.report import PERSONAL_WORDS
+from fraudtune.data.imports.timesort import epoch_seconds
 from fraudtune.files import write_text_atomic
 from fraudtune.guides import fill_template
+from fraudtune.paths import resolve_resource
 from fraudtune.profile import Condition, Profile, Rule, assess
 
 TEMPLATE = "DATASET_PREPARATION.md"  # in docs/templates/, named as the guide it renders
+CARDLOG_MAPPING = Path("configs/cardlog_mapping.example.yaml")
+# the worked example of a log import: one card's rows (time, the log's category, amount)
+LOG_EXAMPLE = (
+    ("2025-01-02 09:12:00", "grocery_pos", 64.20),
+    ("2025-01-05 18:40:00", "food_dining", 31.75),
+    ("2025-01-09 12:03:00", "gas_transport", 48.10),
+    ("2025-01-20 10:15:00", "grocery_pos", 71.35),
+    ("2025-01-27 19:22:00", "shopping_net", 89.99),
+    ("2025-02-03 09:05:00", "grocery_pos", 58.60),
+    ("2025-02-14 02:10:00", "shopping_net", 1249.00),
+    ("2025-02-14 02:31:00", "misc_net", 980.00),
+)
 
 _OPS = {"eq": "=", "ne": "!=", "ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 # derived facts (fraudtune.profile.derived_facts), as the tables show them
@@ -63,6 +84,13 @@ def render_dataset_doc(profile: Profile) -> str:
         codes_table=_codes(profile),
         example_turns=_example(profile),
         csv_table=_csv(),
+        cardlog_mapping=resolve_resource(CARDLOG_MAPPING).read_text(encoding="utf-8").rstrip(),
+        log_keys_table=_log_keys(),
+        log_example_table=_log_example(),
+        personal_words_table=_personal_words(),
+        leakage_min_auc=str(MIN_AUC),
+        leakage_min_rows=str(MIN_ROWS),
+        leakage_min_share=f"{MIN_SHARE:.0%}",
     )
 
 
@@ -215,6 +243,42 @@ def _example(profile: Profile) -> str:
 def _csv() -> str:
     rows = [[f"`{name}`", "yes" if spec.required else "no", spec.default_doc or "-"] for name, spec in FIELDS.items()]
     return _table(["field", "required", "default when the column or cell is empty"], rows)
+
+
+def _log_keys() -> str:
+    defaults = {name: f.default for name, f in LogSpec.__dataclass_fields__.items()}
+    rows = []
+    for key, meaning in LOG_KEYS.items():
+        default = defaults.get(key)
+        shown = "required" if key == "card" else "-" if default is None else f"`{yaml.safe_dump(default).split()[0]}`"
+        rows.append([f"`{key}`", shown, meaning])
+    return _table(["log: key", "default", "meaning"], rows)
+
+
+def _log_example() -> str:
+    """The customer fields the example mapping derives for LOG_EXAMPLE, computed by the importer's own History."""
+    mapping = load_mapping(resolve_resource(CARDLOG_MAPPING))
+    assert mapping.log is not None
+    spec, categories, history = mapping.log, mapping.values["merchant.category"], History()
+    rows = []
+    for when, code, amount in LOG_EXAMPLE:
+        t = epoch_seconds(datetime.fromisoformat(when))
+        past = history.features("card", t, code, None)
+        warmup = past.history_count < spec.warmup_min_history or past.observed_days < spec.warmup_min_days
+        usual = ", ".join(past.usual_categories) or "-"
+        velocity = f"{past.txn_last_1h} / {past.txn_last_24h}"
+        rows.append(
+            [when, f"{code} -> {categories[code]}", f"{amount:,.2f}", past.history_count, f"{past.avg_amount:,.2f}",
+             past.observed_days, usual, velocity, "yes" if warmup else "no"]
+        )  # fmt: skip
+        history.add("card", t, amount, categories[code], code, None)
+    header = ["time", "category", "amount", "history_count", "avg_amount", "account_age_days", "usual_categories",
+              "velocity 1h / 24h", "warm-up"]  # fmt: skip
+    return _table(header, rows)
+
+
+def _personal_words() -> str:
+    return _table(["kind", "words in a column name"], [[k, ", ".join(w)] for k, w in PERSONAL_WORDS.items()])
 
 
 if __name__ == "__main__":
