@@ -256,15 +256,6 @@ CASES: dict[str, Case] = {
         "preds.jsonl",
         patch=_unreadable("in.jsonl"),
     ),
-    "validate a file that is not readable": Case(
-        validate(CHAT_LINES[1]),
-        "error: {tmp}/chat.jsonl: cannot read (Permission denied)",
-        patch=_unreadable("chat.jsonl"),
-    ),
-    "config LoRA target that names no module": Case(
-        train("--set", "lora.target_modules=[nonexistent_proj]"),
-        "error: lora.target_modules (['nonexistent_proj']): no such module in the model; its linear layers are",
-    ),
     "input is a folder": Case(
         predict(None, source="."),
         "error: {tmp}: is a folder, expected a JSONL file",
@@ -394,18 +385,6 @@ CASES: dict[str, Case] = {
         f"error: {IN}: is also the input; write the output to another file",
         "in.jsonl",
     ),
-    "resume a run that does not exist": Case(
-        lambda ctx: ["train", "--config", str(TINY_CONFIG), "--run-dir", str(ctx.tmp / "none"), "--resume"],
-        "error: {tmp}/none: no run to resume (no config.yaml); drop --resume to start one",
-    ),
-    "data folder generated for another data.n": Case(
-        train("--set", "data.n=16", data=lambda folder: None),
-        "generated with other settings than the config asks (data.n=16 vs",
-        "run/config.yaml",
-    ),
-    "config names a profile that does not exist": Case(
-        train("--set", "data.profile=/nonexistent.yaml"), "error: /nonexistent.yaml", "run/config.yaml"
-    ),
     "output under a file (not writable)": Case(
         _output_under_a_file, "error: {tmp}/preds.jsonl/p.jsonl: cannot write here (File exists)", "preds.jsonl"
     ),
@@ -416,6 +395,11 @@ CASES: dict[str, Case] = {
         patch=_disk_full,
     ),
     # chat rows (`fraudtune data validate` reports on stdout; `fraudtune train` refuses them)
+    "validate a file that is not readable": Case(
+        validate(CHAT_LINES[1]),
+        "error: {tmp}/chat.jsonl: cannot read (Permission denied)",
+        patch=_unreadable("chat.jsonl"),
+    ),
     "chat row with a wrong role": Case(
         validate(chat_edit(lambda r: r["messages"][1].update(role="bot"))),
         "  {tmp}/chat.jsonl:2: messages[1].role: unknown role 'bot'; expected system, user or assistant",
@@ -477,6 +461,22 @@ CASES: dict[str, Case] = {
         "out/train.jsonl",
     ),
     # run config (`fraudtune train`: nothing in tmp/run may change)
+    "resume a run that does not exist": Case(
+        lambda ctx: ["train", "--config", str(TINY_CONFIG), "--run-dir", str(ctx.tmp / "none"), "--resume"],
+        "error: {tmp}/none: no run to resume (no config.yaml); drop --resume to start one",
+    ),
+    "data folder generated for another data.n": Case(
+        train("--set", "data.n=16", data=lambda folder: None),
+        "generated with other settings than the config asks (data.n=16 vs",
+        "run/config.yaml",
+    ),
+    "config names a profile that does not exist": Case(
+        train("--set", "data.profile=/nonexistent.yaml"), "error: /nonexistent.yaml", "run/config.yaml"
+    ),
+    "config LoRA target that names no module": Case(
+        train("--set", "lora.target_modules=[nonexistent_proj]"),
+        "error: lora.target_modules (['nonexistent_proj']): no such module in the model; its linear layers are",
+    ),
     "config with an unknown key": Case(
         config_file("lora:\n  rank: 8\n"), "error: {tmp}/cfg.yaml: lora.rank: unknown key", "run/config.yaml"
     ),
@@ -558,8 +558,15 @@ def test_bad_input_is_one_clear_error_and_loses_nothing(case: Case, trained_tiny
     assert not [p for p in tmp_path.rglob("*.tmp")], "a temp file was left behind"
 
 
-def test_there_are_at_least_thirty_kinds():
-    assert len(CASES) >= 30
+def test_there_are_at_least_forty_kinds():
+    assert len(CASES) >= 40
+
+
+def test_the_reliability_page_lists_every_kind_with_its_message():
+    from reliability_doc import DOC, case_groups, render
+
+    assert [name for _, name in case_groups()] == list(CASES), "a case outside the table's groups"
+    assert DOC.read_text(encoding="utf-8") == render(CASES), "run `python tests/reliability_doc.py`"
 
 
 def test_debug_shows_the_traceback(tmp_path):
