@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-all lint demo demo-tiny bench clean
+.PHONY: setup test test-all lint demo demo-tiny demo-byod bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,18 @@ test-all: $(STAMP) lint
 
 demo: $(STAMP)
 	$(PY) -m fraudtune.cli demo --config configs/default.yaml --resume
+
+# bring your own data, end to end on a synthetic card log of the common public shape: import (point-in-time
+# features, card tokens under a key kept outside the data folder, split by time), train, evaluate
+BYOD := runs/byod
+demo-byod: $(STAMP)
+	mkdir -p $(BYOD)
+	test -s $(BYOD)/token.key || $(PY) -c "import secrets; print(secrets.token_hex(32))" > $(BYOD)/token.key
+	test -s $(BYOD)/log.csv || $(PY) -m fraudtune.cli data synth-log --n 20000 --seed 11 --out $(BYOD)/log.csv
+	test -s $(BYOD)/run/data/train.jsonl || $(PY) -m fraudtune.cli data import $(BYOD)/log.csv \
+		--map configs/cardlog_mapping.example.yaml --key-file $(BYOD)/token.key --split time --out $(BYOD)/run/data
+	$(PY) -m fraudtune.cli train --config configs/default.yaml --run-dir $(BYOD)/run
+	$(PY) -m fraudtune.cli evaluate --config configs/default.yaml --run-dir $(BYOD)/run
 
 demo-tiny: $(STAMP)
 	$(PY) -m fraudtune.cli demo --config configs/tiny.yaml --run-dir runs/tiny

@@ -222,3 +222,46 @@ def test_nothing_valid_writes_nothing(tmp_path, capsys) -> None:
     assert code == 1
     assert err.splitlines()[-1] == f"{path}: no valid rows; nothing written"
     assert not (tmp_path / "out").exists()
+
+
+CARD, EMAIL, PHONE = "4111 1111 1111 1111", "jane.doe@example.com", "+1 415 555 0100"
+
+
+def _rows_with_personal_data() -> list[str]:
+    """Three rows whose cells carry a card number (as the customer id), an email and a phone (merchant names)."""
+    rows = list(ROWS)
+    rows[0] = rows[0].replace(",C-1,", f",{CARD},")
+    rows[1] = rows[1].replace("TechNova Electronics", f"TechNova {EMAIL}")
+    rows[2] = rows[2].replace(rows[2].split(",")[5], f"Shop {PHONE}")
+    return rows
+
+
+def test_personal_data_in_a_cell_is_masked_before_anything_is_written(tmp_path, capsys) -> None:
+    out = tmp_path / "data"
+    code, stdout, _ = _import(capsys, _csv(tmp_path, _rows_with_personal_data()), out)
+    assert code == 0
+    summary = json.loads(stdout)
+    assert summary["imported"] == 12
+    assert {(f["line"], f["field"], f["looks_like"]) for f in summary["personal_data"]} == {
+        (2, "customer.id", "card"),
+        (3, "merchant.name", "email"),
+        (4, "merchant.name", "phone"),
+    }
+    for path in out.rglob("*"):  # every file the import wrote, meta files and the data card included
+        text = path.read_text(encoding="utf-8")
+        for value in (CARD, CARD.replace(" ", ""), EMAIL, PHONE):
+            assert value not in text, f"{value} in {path.name}"
+    assert "[CARD]" in (out / "fraud_dataset.meta.jsonl").read_text()
+
+
+def test_pii_refuse_rejects_the_rows_and_names_them(tmp_path, capsys) -> None:
+    mapping = yaml.safe_load(MAP.read_text())
+    mapping["pii"] = "refuse"
+    map_path = tmp_path / "map.yaml"
+    map_path.write_text(yaml.safe_dump(mapping))
+    out = tmp_path / "data"
+    code, stdout, err = _import(capsys, _csv(tmp_path, _rows_with_personal_data()), out, map_path)
+    assert json.loads(stdout)["imported"] == 9
+    assert "cases.csv:2: customer.id: looks like personal data (card); row refused (pii: refuse)" in err
+    for path in out.rglob("*"):
+        assert EMAIL not in path.read_text(encoding="utf-8")

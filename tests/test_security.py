@@ -145,8 +145,8 @@ def test_training_refuses_pii_until_scrubbed(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1
     assert err == (
-        f"error: {run / paths.DATA_DIR}: example 1 (user) holds PII (card); run `fraudtune data validate --scrub` "
-        "or pass --allow-pii\n"
+        f"error: {run / paths.DATA_DIR}: example 1 (user) holds PII (card); run `fraudtune data validate "
+        f"{run / paths.DATA_DIR} --scrub --in-place` (masks it there, meta files included) or pass --allow-pii\n"
     )
     assert not (run / paths.ADAPTER_DIR).exists()
 
@@ -160,8 +160,18 @@ def test_training_refuses_pii_until_scrubbed(tmp_path, capsys):
     assert sum(NOT_PII in t for t in texts) == 4  # Luhn-invalid digits are not a card number
     assert not any(find_pii(t) for row in scrubbed for m in row["messages"] for t in [m["content"]])
 
-    for split in paths.SPLITS:
-        shutil.move(run / paths.DATA_DIR / f"{split}.scrubbed.jsonl", paths.split_file(run / paths.DATA_DIR, split))
+    # the advice, followed as written, unblocks training: the data files themselves are masked, meta files too
+    meta = paths.meta_file(paths.split_file(run / paths.DATA_DIR, "train"))
+    first, *rest = meta.read_text().splitlines()
+    row = json.loads(first)
+    row["transaction"]["merchant"]["name"] += f" {PLANTED['card']}"
+    meta.write_text("\n".join([json.dumps(row), *rest]) + "\n")
+    assert main(["data", "validate", str(run / paths.DATA_DIR), "--scrub", "--in-place", "--no-tokens"]) == 0
+    capsys.readouterr()
+    for file in (run / paths.DATA_DIR).glob("*.jsonl"):
+        if not file.name.endswith(".scrubbed.jsonl"):
+            assert not find_pii(file.read_text()), file.name
+    assert "[CARD]" in meta.read_text()
     assert main(["train", *base, "--run-dir", str(run)]) == 0
     assert (run / paths.ADAPTER_DIR / "adapter_model.safetensors").exists()
 

@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("validate", help="check a chat JSONL file (or a data folder) and report")
     p.add_argument("path", type=Path, help="chat JSONL file, or a folder with train/val/test.jsonl")
     p.add_argument("--scrub", action="store_true", help="write a PII-masked copy beside the file")
+    p.add_argument(
+        "--in-place",
+        action="store_true",
+        help="with --scrub: mask the files themselves (meta files included), so training reads the masked data",
+    )
     p.add_argument("--max-length", type=int, default=None, help="token limit (default: data.max_length)")
     p.add_argument("--no-tokens", action="store_true", help="skip token counts (no tokenizer needed)")
     _config_args(p, run_dir=False)
@@ -221,8 +226,14 @@ def _data_validate(args: argparse.Namespace) -> int:
     from fraudtune.data.validate_report import render
 
     cfg = _cfg(args)
+    if args.in_place and not args.scrub:
+        raise FraudtuneError("--in-place: only with --scrub (it says where the masked data goes)")
     report = validate(
-        args.path, scrub=args.scrub, max_length=args.max_length or cfg.data.max_length, count_tokens=not args.no_tokens
+        args.path,
+        scrub=args.scrub,
+        max_length=args.max_length or cfg.data.max_length,
+        count_tokens=not args.no_tokens,
+        in_place=args.in_place,
     )
     print(render(report))
     return 0 if report.ok else 1

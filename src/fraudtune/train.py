@@ -212,7 +212,8 @@ def check_pii(rows: list[dict[str, Any]], data_dir: Path, cfg: RunConfig) -> Non
             if found:
                 raise FraudtuneError(
                     f"{data_dir}: example {i} ({message['role']}) holds PII ({found[0][0]}); run "
-                    "`fraudtune data validate --scrub` or pass --allow-pii"
+                    f"`fraudtune data validate {data_dir} --scrub --in-place` (masks it there, meta files included) "
+                    "or pass --allow-pii"
                 )
 
 

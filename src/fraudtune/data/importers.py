@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import random
 from collections.abc import Mapping
 from dataclasses import replace
@@ -21,8 +22,11 @@ from fraudtune.data.generate import classify
 from fraudtune.data.imports.sources import PARQUET_MAGIC, open_source
 from fraudtune.data.schema import RecordError, validate_transaction
 from fraudtune.data.split import Example, counts_by_split, dedupe, split_by_time, split_examples, write_dataset
+from fraudtune.dotted import set_dotted
 from fraudtune.errors import FraudtuneError
 from fraudtune.profile import Profile, Verdict, assess, load_profile
+
+log = logging.getLogger(__name__)
 
 IMPORTED = "imported"  # category of a row the profile can't place in a SPEC 4 category, or whose label it disputes
 
@@ -45,7 +49,7 @@ def import_csv(
     profile = load_profile(profile_path)
     header, rows = _read_csv(csv_path, mapping)
     rng = random.Random(data_cfg.seed)
-    examples, errors, ids = [], [], set()
+    examples, errors, ids, pii = [], [], set(), []
     for line, row in rows:
         if len(row) != len(header):
             errors.append(
@@ -55,6 +59,8 @@ def import_csv(
         txn, label, problems = _row_to_transaction(dict(zip(header, row, strict=True)), mapping)
         if not problems and txn["transaction_id"] in ids:
             problems = [("transaction_id", f"duplicate id {txn['transaction_id'][:40]!r}")]
+        if not problems:
+            problems = personal_data(txn, mapping.pii, line, pii)
         if problems:
             errors += [str(RecordError(str(csv_path), line, f, p)) for f, p in problems]
             continue
@@ -68,7 +74,11 @@ def import_csv(
         "imported": len(examples),
         "skipped": len(rows) - len(examples) - len(dropped),
         "near_duplicates_dropped": len(dropped),
+        "personal_data": pii,
     }
+    for found in pii:
+        log.warning("%s:%d: %s: looks like %s; %s", csv_path, found["line"], found["field"], found["looks_like"],
+                    "masked" if mapping.pii == "scrub" else "row refused")  # fmt: skip
     if not examples:
         return {**summary, "files": [], "errors": errors + [f"{csv_path}: no valid rows; nothing written"]}
     if data_cfg.split == "time":
@@ -85,6 +95,35 @@ def import_csv(
         "files": files,
         "errors": errors,
     }
+
+
+def personal_data(txn: dict[str, Any], action: str, line: int, found: list[dict]) -> list[tuple[str, str]]:
+    """Text values that look like a card number, email, phone or SSN, before anything is written: masked in place
+    ([CARD], ...) with mapping pii: scrub, else the row's problems (pii: refuse). Each finding goes to `found`
+    (line, field, kinds), never the value itself."""
+    from fraudtune.data.pii import find_pii, scrub
+
+    problems = []
+    for field, value in _text_values(txn):
+        kinds = ", ".join(sorted({kind for kind, _ in find_pii(value)}))
+        if not kinds:
+            continue
+        found.append({"line": line, "field": field, "looks_like": kinds})
+        if action == "scrub":
+            set_dotted(txn, field, scrub(value))
+        else:
+            problems.append((field, f"looks like personal data ({kinds}); row refused (pii: refuse)"))
+    return problems
+
+
+def _text_values(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    out = []
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            out += _text_values(value, f"{prefix}{key}.")
+        elif isinstance(value, str):
+            out.append((f"{prefix}{key}", value))
+    return out
 
 
 def _read_csv(path: Path, mapping: CsvMapping) -> tuple[list[str], list[tuple[int, list[str]]]]:

@@ -24,7 +24,7 @@ from fraudtune.data.pii import scrub as scrub_text
 from fraudtune.data.shortcuts import shortcut_problems, shortcut_report
 from fraudtune.data.split import DuplicateIndex
 from fraudtune.errors import FraudtuneError
-from fraudtune.files import read_user_bytes, write_jsonl
+from fraudtune.files import read_user_bytes, write_jsonl, write_text_atomic
 from fraudtune.profile import Profile, load_profile
 
 PII_NAMES = {"card": "card number", "email": "email address", "phone": "phone number", "ssn": "SSN-like id"}
@@ -36,12 +36,15 @@ def validate(
     max_length: int | None = None,
     count_tokens: bool = True,
     profile_path: Path | None = None,
+    in_place: bool = False,
 ) -> ValidationReport:
     """Check a chat JSONL file, or the train/val/test.jsonl files of a folder (plus leakage between them).
 
     Args:
         path: a chat JSONL file, or a folder holding train/val/test.jsonl.
         scrub: write `<name>.scrubbed.jsonl` with personal data masked; findings then are warnings.
+        in_place: with `scrub`, mask the files themselves instead (their .meta.jsonl files and, in a data
+            folder, fraud_dataset.jsonl too): what training reads is then the masked data.
         max_length: token limit of one example (default data.max_length).
         count_tokens: count tokens with the base model's tokenizer.
         profile_path: issuer profile whose flag heads the answers use (default data.profile).
@@ -51,7 +54,11 @@ def validate(
     profile = load_profile(profile_path or defaults.profile)
     files = _files(Path(path))
     issues: list[Issue] = []
-    reports = [_check_file(f, profile, scrub, issues) for f in files]
+    reports = [_check_file(f, profile, scrub, issues, in_place) for f in files]
+    if scrub and in_place and Path(path).is_dir():
+        for other in sorted(Path(path).glob("*.jsonl")):
+            if other not in files and not other.name.endswith(".scrubbed.jsonl"):
+                scrub_file(other)
     if len(reports) > 1:
         _check_leakage(reports, issues)
     if count_tokens:
@@ -72,7 +79,7 @@ def _files(path: Path) -> list[Path]:
     return found
 
 
-def _check_file(path: Path, profile: Profile, scrub: bool, issues: list[Issue]) -> FileReport:
+def _check_file(path: Path, profile: Profile, scrub: bool, issues: list[Issue], in_place: bool = False) -> FileReport:
     report = FileReport(path)
     raw = read_user_bytes(path, "a JSONL file of chat examples")
     if not raw.strip():
@@ -119,8 +126,10 @@ def _check_file(path: Path, profile: Profile, scrub: bool, issues: list[Issue]) 
         seen_user.setdefault(record.user_key, lineno)
         report.records.append(record)
     if scrub:
-        report.scrubbed = path.with_name(path.name.removesuffix(".jsonl") + ".scrubbed.jsonl")
+        report.scrubbed = path if in_place else path.with_name(path.name.removesuffix(".jsonl") + ".scrubbed.jsonl")
         write_jsonl(report.scrubbed, [x for x in scrubbed_lines if x is not None])
+        if in_place and paths.meta_file(path).exists():
+            scrub_file(paths.meta_file(path))
     _check_meta(report, issues)
     return report
 
@@ -191,6 +200,32 @@ def _texts(obj: Any, line: bytes) -> list[tuple[str, str]]:
             if isinstance(m, dict) and isinstance(m.get("content"), str)
         ]
     return [("record", line.decode("utf-8", errors="replace"))]
+
+
+def scrub_file(path: Path) -> None:
+    """Mask personal data in every string of a JSONL file (meta files: transactions, ids), rewritten atomically;
+    a line that is not JSON is masked as text."""
+    lines = []
+    for line in read_user_bytes(path, "a JSONL file").split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            lines.append(_scrub_values(json.loads(line)))
+        except ValueError:
+            lines.append(scrub_text(line.decode("utf-8", errors="replace")))
+    write_text_atomic(
+        path, "".join((x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)) + "\n" for x in lines)
+    )
+
+
+def _scrub_values(obj: Any) -> Any:
+    if isinstance(obj, str):
+        return scrub_text(obj)
+    if isinstance(obj, dict):
+        return {k: _scrub_values(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_scrub_values(v) for v in obj]
+    return obj
 
 
 def _scrubbed(obj: Any, line: bytes) -> Any:
