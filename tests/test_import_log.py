@@ -725,3 +725,19 @@ def test_a_log_with_only_warmup_rows_writes_nothing(tmp_path, capsys) -> None:
     assert code == 1 and json.loads(out)["warmup_rows"] == 4
     assert err == f"{log}: no rows past the warm-up (see log.warmup_min_history); nothing written\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hand.csv", "token.key"]
+
+
+def test_a_card_token_ignores_how_the_number_is_separated() -> None:
+    from fraudtune.data.imports.tokens import card_token
+
+    key = b"k" * 32
+    forms = [
+        "4111111111111111",
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "4111.1111.1111.1111",
+        "4111/1111/1111/1111",
+    ]
+    assert len({card_token(key, form) for form in forms}) == 1
+    assert card_token(key, forms[0]) != card_token(b"j" * 32, forms[0])
+    assert card_token(key, forms[0]).startswith("K-") and len(card_token(key, forms[0])) == 22

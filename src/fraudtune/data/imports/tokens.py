@@ -18,7 +18,7 @@ from fraudtune.errors import FraudtuneError
 MIN_KEY_BYTES = 16
 TOKEN_PREFIX = "K-"
 TOKEN_HEX = 20  # 80 bits: no collision to expect among a billion cards
-_SEPARATORS = re.compile(r"[\s-]")
+_SEPARATORS = re.compile(r"[\s./-]")  # 4111 1111 ..., 4111-1111-..., 4111.1111..., 4111/1111...
 
 
 def load_key(key_file: Path | None, key_env: str, out_dir: Path, where: str) -> tuple[bytes, str]:
@@ -53,7 +53,7 @@ def load_key(key_file: Path | None, key_env: str, out_dir: Path, where: str) -> 
 
 
 def card_token(key: bytes, card: str) -> str:
-    """K- and 20 hex digits of HMAC-SHA256(key, card number without spaces or dashes)."""
+    """K- and 20 hex digits of HMAC-SHA256(key, card number without its separators: spaces, dashes, dots, slashes)."""
     digest = hmac.new(key, _SEPARATORS.sub("", card).encode("utf-8"), hashlib.sha256).hexdigest()
     return TOKEN_PREFIX + digest[:TOKEN_HEX]
 
