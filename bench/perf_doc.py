@@ -106,6 +106,35 @@ def prefix_line(s: dict) -> list[str]:
     ]
 
 
+def serving_lines(serving: dict | None, scoring: dict) -> list[str]:
+    """The load test of `fraudtune serve` (bench/load.py), if the bench ran it."""
+    if not serving:
+        return []
+    over = serving["overload"]
+    rows = [
+        f"| {lv['clients']} | {lv['transactions_per_second']:.1f} | {lv['p50_ms']:.0f} | {lv['p99_ms']:.0f} | "
+        f"{lv['errors']} |"
+        for lv in serving["levels"]
+    ]
+    return [
+        "## Serving: `fraudtune serve` under load",
+        "",
+        "A real server process on loopback (`--precision auto`), async clients sending one-transaction requests "
+        f"to `/v1/score`; `predict --no-explain` scores {scoring['score_tps_bf16']:.1f} transactions/s in batches "
+        "of 16 on the same machine.",
+        "",
+        "| clients | transactions/s | p50 ms | p99 ms | errors |",
+        "|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+        f"Server peak RSS {serving['server_peak_rss_mb']:.0f} MB. Overload ({over['clients']} clients at once, "
+        f"4 transactions each, a queue of 8): status counts {over['codes']}; every answered request held exactly "
+        f"its own records: {'yes' if over['answers_whole'] else 'NO'}; server up after: "
+        f"{'yes' if over['alive_after'] else 'NO'}.",
+        "",
+    ]
+
+
 def memory_lines(runs: list[dict] | None) -> list[str]:
     """Peak RSS vs step time per glibc mmap threshold (bench/memory.py), if the bench measured them."""
     if not runs:
@@ -194,6 +223,7 @@ def render(
         "fresh process (paid once per process).",
         "",
     ]
+    lines += serving_lines(r.get("serving"), s)
     prof = r.get("profile")
     if prof:
         lines += [

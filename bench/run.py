@@ -145,6 +145,9 @@ def run(args: argparse.Namespace) -> dict:
         ]
     )[0]
     result["load"] = load_times(work)
+    test_meta = str(subset / "test.meta.jsonl")
+    load_test = [sys.executable, str(REPO / "bench" / "load.py"), adapter_path(work), test_meta, "128"]
+    result["serving"] = child(load_test)[0]
     profiled = child([sys.executable, str(REPO / "bench" / "profile_step.py"), str(subset / "train.jsonl"), "4", "3"])
     result["profile"] = {**profiled[0], "steps": 3}
     memory = [str(REPO / "bench" / "memory.py"), str(work / "data" / "train.jsonl")]
@@ -156,6 +159,10 @@ def run(args: argparse.Namespace) -> dict:
 
     print(f"wrote {write(result)}")
     return result
+
+
+def adapter_path(work: Path) -> str:
+    return str(work / "ft" / paths.ADAPTER_DIR)
 
 
 MMAP_SETTINGS_KB = (0, 1024)  # glibc's own threshold vs the opt-in train.mmap_threshold_kb
@@ -297,6 +304,20 @@ def print_table(r: dict) -> None:
         f"model load: cold {r['load']['cold_seconds']:.1f} s, cached {r['load']['cached_seconds']:.2f} s "
         f"(+ {r['load']['import_seconds']:.1f} s importing torch/transformers)"
     )
+    serving = r.get("serving")
+    if serving:
+        print("\nfraudtune serve (loopback, 1-transaction requests):")
+        print(f"{'clients':>8}{'tx/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+        for lv in serving["levels"]:
+            print(
+                f"{lv['clients']:>8}{lv['transactions_per_second']:>8.1f}{lv['p50_ms']:>9.0f}{lv['p99_ms']:>9.0f}"
+                f"{lv['errors']:>8}"
+            )
+        over = serving["overload"]
+        print(
+            f"overload ({over['clients']} clients, queue 8): {over['codes']}, answers whole: {over['answers_whole']}, "
+            f"alive after: {over['alive_after']}; server peak RSS {serving['server_peak_rss_mb']:.0f} MB"
+        )
     p = r["profile"]
     print("training step profile (self CPU time): " + ", ".join(f"{g} {v:.0%}" for g, v in p["groups"].items()))
     print(

@@ -23,6 +23,7 @@ LAYERS = (
     ("tune", ("fraudtune.tune",)),
     ("roi", ("fraudtune.roi",)),
     ("report", ("fraudtune.report",)),
+    ("serve", ("fraudtune.serve",)),
     ("entry points", ("fraudtune", "fraudtune.cli", "fraudtune.demo")),
 )  # fmt: skip
 

@@ -12,7 +12,10 @@ from fraudtune import paths
 from fraudtune.config import RunConfig, load_config
 from fraudtune.errors import FraudtuneError
 
-VERBS = ("data", "train", "predict", "evaluate", "forgetting", "tune", "study", "roi", "report", "dashboard", "demo")
+VERBS = (
+    "data", "train", "predict", "evaluate", "forgetting", "tune", "study", "roi", "report", "dashboard", "demo",
+    "serve", "export",
+)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,6 +123,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="weights' dtype: fp32 (exact, as evaluate scores), bf16, auto (bf16 on AMX/AVX512-BF16 CPUs and GPUs)",
     )
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser("serve", help="score transactions over HTTP (FastAPI + uvicorn, micro-batched)")
+    p.add_argument("--adapter", type=Path, required=True, help="adapter folder (RUN/fraud-lora-adapter)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the model")
+    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="auto", help="weights' dtype")
+    p.add_argument("--max-batch", type=int, default=32, help="transactions per model call at most")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to join")
+    p.add_argument("--max-queue", type=int, default=256, help="transactions queued at most; beyond: 503")
+    p.add_argument("--max-transactions", type=int, default=256, help="transactions per request at most; beyond: 413")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds before a request gets 504")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("export", help="the adapter merged into its base: a HF folder, and/or GGUF for llama.cpp")
+    p.add_argument("--adapter", type=Path, required=True, help="adapter folder (RUN/fraud-lora-adapter)")
+    p.add_argument("--merged", type=Path, default=None, help="output folder of the merged safetensors model")
+    p.add_argument("--gguf", type=Path, default=None, help="output .gguf file (an Ollama Modelfile goes beside it)")
+    p.add_argument("--type", choices=("f16", "q8_0"), default="f16", help="GGUF weight type")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("evaluate", help="compare the adapter with the baselines on the test split")
     _config_args(p)
@@ -283,6 +306,49 @@ def _train(args: argparse.Namespace) -> int:
         raise FraudtuneError(f"{run_dir}: no run to resume (no {paths.RUN_CONFIG}); drop --resume to start one")
     summary = train(cfg, run_dir, resume=args.resume)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from fraudtune.modeling.loading import check_adapter_folder
+    from fraudtune.serve.export import export_gguf, export_merged
+
+    if args.merged is None and args.gguf is None:
+        raise FraudtuneError("export: pass --merged DIR and/or --gguf FILE.gguf")
+    check_adapter_folder(args.adapter)
+    written = {}
+    if args.merged is not None:
+        written["merged"] = str(export_merged(args.adapter, args.merged))
+    if args.gguf is not None:
+        written["gguf"] = str(export_gguf(args.adapter, args.gguf, args.type))
+    print(json.dumps(written, indent=2))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from fraudtune.modeling.loading import check_adapter_folder
+    from fraudtune.serve.app import ServeSettings, serve
+
+    missing = [m for m in ("fastapi", "uvicorn", "prometheus_client") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise FraudtuneError(f"serve needs {', '.join(missing)}: pip install 'fraudtune[serve]'")
+
+    for name in ("workers", "max_batch", "max_queue", "max_transactions"):
+        if getattr(args, name) < 1:
+            raise FraudtuneError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least 1")
+    check_adapter_folder(args.adapter)  # a wrong path fails here, not in every worker
+    settings = ServeSettings(
+        adapter=args.adapter.resolve(),
+        precision=args.precision,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        max_transactions=args.max_transactions,
+        timeout_s=args.timeout,
+    )
+    serve(settings, args.host, args.port, args.workers)
     return 0
 
 

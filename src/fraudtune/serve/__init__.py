@@ -1,0 +1,1 @@
+"""Serving: `fraudtune serve` (app.py, batcher.py)."""
