@@ -110,7 +110,7 @@ def test_kill_9_mid_training_then_resume_matches_an_uninterrupted_run(tmp_path, 
     assert read_json(killed / paths.RUN_META)["status"] == "done"
     summary = json.loads((killed / paths.TRAIN_SUMMARY).read_text())
     assert summary["steps"] == total
-    steps = _train_steps(killed)
+    steps = [r["step"] for r in read_jsonl_lenient(killed / paths.METRICS) if "loss" in r and r["split"] == "train"]
     assert sorted(steps) == list(range(1, total + 1)), "one metrics row per step, none twice after the resume"
     # the rates cover what this process trained (the epochs after the checkpoint) over this process's seconds
     assert summary["resumed_from_epoch"] == done
@@ -134,6 +134,25 @@ def _evil_pickle() -> bytes:
     return pickle.dumps(Evil())
 
 
+def _replace_pickle(path: Path) -> None:
+    """The torch zip kept, its data.pkl swapped for a pickle that runs a command when loaded."""
+    import pickle
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    name = next(n for n in members if n.endswith("data.pkl"))
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    members[name] = pickle.dumps(Evil(), protocol=2)
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+
+
 @pytest.mark.parametrize(
     ("damage", "problem"),
     [
@@ -144,10 +163,11 @@ def _evil_pickle() -> bytes:
             ),
             "SafetensorError",
         ),
-        (lambda ckpt: (ckpt / "rng_state.pth").write_bytes(_evil_pickle()), "UnpicklingError"),
-        (lambda ckpt: (ckpt / "optimizer.pt").write_bytes(b"PK\x03\x04 not a zip"), "Error"),
+        (lambda ckpt: (ckpt / "rng_state.pth").write_bytes(_evil_pickle()), "rng_state.pth: not a readable"),
+        (lambda ckpt: _replace_pickle(ckpt / "rng_state.pth"), "rng_state.pth: refers to posix.system"),
+        (lambda ckpt: (ckpt / "optimizer.pt").write_bytes(b"PK\x03\x04 not a zip"), "optimizer.pt: not a readable"),
     ],
-    ids=["weights cut to a stub", "weights truncated", "rng state tampered", "optimizer damaged"],
+    ids=["weights cut to a stub", "weights truncated", "rng state replaced", "rng state tampered", "optimizer damaged"],
 )
 def test_a_damaged_last_checkpoint_resumes_from_the_one_before(tmp_path, capsys, caplog, damage, problem):
     run = _checkpoints_of_a_two_epoch_run(tmp_path)

@@ -224,3 +224,25 @@ def test_the_seed_preset_keeps_a_guide_written_from_a_run(tmp_path: Path, measur
     doc.write_text("an old seed-preset guide\n")
     roi(load_config(None, [f"roi.doc_path={doc}"]), None)
     assert doc.read_text().startswith("# Cost-benefit analysis")
+
+
+def test_the_demo_leaves_the_tracked_guides_alone(tmp_path, monkeypatch):
+    """`make demo` writes under its run directory only: the default config names no guide for `roi` to write, and
+    the demo's report stage does not regenerate the guides (that is `fraudtune report --docs`)."""
+    import fraudtune.report as report_module
+    from fraudtune.demo import demo
+    from fraudtune.paths import REPO_ROOT
+
+    assert load_config(REPO_ROOT / "configs" / "default.yaml").roi.doc_path is None
+    calls = []
+    monkeypatch.setattr(report_module, "report", lambda cfg, run_dir, **kw: calls.append(kw) or run_dir)
+    import importlib
+
+    for stage in ("fraudtune.train.train", "fraudtune.evaluate.suite.evaluate", "fraudtune.forgetting.run.forgetting",
+                  "fraudtune.roi.roi"):  # fmt: skip
+        module, name = stage.rsplit(".", 1)
+        monkeypatch.setattr(importlib.import_module(module), name, lambda *a, **k: {})
+    monkeypatch.setattr("fraudtune.demo.read_json", lambda path: {})
+    monkeypatch.setattr("fraudtune.evaluate.suite.render_table", lambda result: "")
+    demo(load_config(REPO_ROOT / "configs" / "default.yaml"), tmp_path / "run")
+    assert calls == [{}], "the demo's report stage must not pass docs=True"

@@ -20,7 +20,7 @@ from spec_oracle import sample_txn
 
 from fraudtune import paths
 
-START_TIMEOUT_S = 180
+START_TIMEOUT_S = 600  # a loaded machine; the model loads in seconds when it is idle
 TOKEN = "s3cret-token-for-tests"
 
 

@@ -136,6 +136,7 @@ def prepare_run(cfg: RunConfig, run_dir: Path, resume: bool) -> RunConfig:
     from fraudtune.profile import load_profile
 
     load_profile(cfg.data.profile)  # a missing or broken profile stops the run here, not `predict` later
+    check_data_matches(cfg, run_dir / paths.DATA_DIR)  # before anything of the run is written
     if not resume:  # a fresh run never mixes with old epochs, nor leaves the last run's adapter looking current
         shutil.rmtree(run_dir / paths.CHECKPOINTS_DIR, ignore_errors=True)
         shutil.rmtree(run_dir / paths.ADAPTER_DIR, ignore_errors=True)
@@ -678,19 +679,47 @@ def last_checkpoint(run_dir: Path) -> str | None:
 def checkpoint_problem(folder: Path) -> str | None:
     """Why the Trainer could not resume from this checkpoint (each file read as the Trainer reads it), or None."""
     from safetensors.torch import load_file
-    from transformers.trainer_pt_utils import safe_globals
 
     try:
         json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
         for weights in sorted(folder.glob("*.safetensors")):
             load_file(weights)
-        for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
-            if (folder / name).exists():
-                with safe_globals():
-                    torch.load(folder / name, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any damage: truncated safetensors, a pickle that is not plain tensors, bad JSON
+    except Exception as exc:  # any damage: truncated safetensors, bad JSON
         return f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}"
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
+        if (folder / name).exists():
+            problem = torch_file_problem(folder / name)
+            if problem:
+                return problem
     return None
+
+
+# what the Trainer's optimizer, scheduler and RNG files refer to; anything else is not a checkpoint's doing
+_CHECKPOINT_GLOBALS = ("torch.", "collections.", "numpy.", "_codecs.")
+
+
+def torch_file_problem(path: Path) -> str | None:
+    """Why a torch.save file (a zip holding data.pkl) is damaged or not what a checkpoint holds, read without
+    unpickling it: the zip's checksums, then the names its pickle refers to (pickletools lists them)."""
+    import pickletools
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+            if broken:
+                return f"{path.name}: damaged ({broken} fails its checksum)"
+            pickled = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+        names = []
+        for opcode, arg, _ in pickletools.genops(pickled):
+            if opcode.name == "GLOBAL":
+                names.append(str(arg).replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL":
+                names.append("<a name built at load time>")
+    except (zipfile.BadZipFile, StopIteration, OSError, ValueError, EOFError) as exc:
+        return f"{path.name}: not a readable torch file ({type(exc).__name__})"
+    foreign = [n for n in names if not n.startswith(_CHECKPOINT_GLOBALS)]
+    return f"{path.name}: refers to {foreign[0]}, which no checkpoint holds" if foreign else None
 
 
 def resumed_step(checkpoint: str | None) -> tuple[int, float]:

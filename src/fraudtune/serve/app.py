@@ -9,8 +9,6 @@ in a 422 answer that still carries the records of the good ones. With FRAUDTUNE_
 The model loads once per worker process, in the background, so /healthz can answer while it loads.
 """
 
-from __future__ import annotations
-
 import asyncio
 import hmac
 import logging
@@ -50,13 +48,15 @@ class ServeSettings:
         return {f"{self.ENV_PREFIX}{k.upper()}": str(v) for k, v in self.__dict__.items()}
 
     @classmethod
-    def from_env(cls) -> ServeSettings:
+    def from_env(cls) -> "ServeSettings":
         values: dict[str, Any] = {}
-        for name, kind in cls.__annotations__.items():
+        kinds = {"adapter": Path, "precision": str}
+        for name, default in cls.__dataclass_fields__.items():
+            kind = kinds.get(name) or type(default.default)
             raw = os.environ.get(f"{cls.ENV_PREFIX}{name.upper()}")
             if raw is None or name == "ENV_PREFIX":
                 continue
-            values[name] = {"Path": Path, "str": str, "int": int, "float": float}[kind](raw)
+            values[name] = kind(raw)
         if "adapter" not in values:
             raise RuntimeError(f"{cls.ENV_PREFIX}ADAPTER is not set: start the service with `fraudtune serve`")
         return cls(**values)
@@ -183,6 +183,8 @@ def create_app(settings: ServeSettings | None = None) -> Any:
     from fastapi.responses import JSONResponse, Response
 
     settings = settings or ServeSettings.from_env()
+    if not logging.getLogger().handlers:  # a uvicorn worker: fraudtune's messages next to uvicorn's
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     service = Service(settings)
     token = os.environ.get(TOKEN_ENV) or None
 

@@ -178,7 +178,7 @@ def export_gguf(adapter_dir: Path, out_file: Path, kind: str = "f16") -> Path:
             writer.add_tensor(name, value.astype(np.float16))
         else:
             q8 = gguf.GGMLQuantizationType.Q8_0
-            writer.add_tensor(name, gguf.quants.quantize(value, q8), raw_shape=value.shape, raw_dtype=q8)
+            writer.add_tensor(name, gguf.quants.quantize(value, q8), raw_dtype=q8)  # byte rows: shape from them
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

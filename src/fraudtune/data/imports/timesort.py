@@ -8,11 +8,13 @@ and is rejected by the importer, as in a sorted file.
 
 from __future__ import annotations
 
+import base64
 import heapq
+import json
 import math
-import pickle
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 from fraudtune.data.imports.sources import RawRow
@@ -51,10 +53,11 @@ def external_sort(
     runs: list[Path] = []
     for chunk in chunks:
         run = sorted(keyed(chunk, time_of), key=_sort_key)
-        path = tmp_dir / f"run-{len(runs):05d}.pickle"
-        with open(path, "wb") as handle:
-            for item in run:
-                pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        path = tmp_dir / f"run-{len(runs):05d}.jsonl"
+        with open(path, "w", encoding="utf-8") as handle:
+            for seconds, row in run:
+                cells = None if row.cells is None else [_encode(c) for c in row.cells]
+                handle.write(json.dumps([seconds, row.number, row.line, cells, row.problem]) + "\n")
         runs.append(path)
     try:
         yield from heapq.merge(*(_read_run(path) for path in runs), key=_sort_key)
@@ -68,10 +71,35 @@ def _sort_key(item: Keyed) -> tuple[float, int]:
 
 
 def _read_run(path: Path) -> Iterator[Keyed]:
-    """A run written by external_sort (our own temporary file, never user input)."""
-    with open(path, "rb") as handle:
-        while True:
-            try:
-                yield pickle.load(handle)
-            except EOFError:
-                return
+    """A run written by external_sort: JSON lines, cells tagged by type where JSON has none (no pickle)."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            seconds, number, lineno, cells, problem = json.loads(line)
+            yield seconds, RawRow(number, lineno, None if cells is None else tuple(_decode(c) for c in cells), problem)
+
+
+def _encode(cell: object) -> object:
+    """A cell as JSON: datetimes, dates, decimals and bytes (Parquet cells) tagged so they come back as they were."""
+    if isinstance(cell, datetime):
+        return {"$datetime": cell.isoformat()}
+    if isinstance(cell, date):
+        return {"$date": cell.isoformat()}
+    if isinstance(cell, Decimal):
+        return {"$decimal": str(cell)}
+    if isinstance(cell, bytes):
+        return {"$bytes": base64.b64encode(cell).decode("ascii")}
+    return cell
+
+
+def _decode(cell: object) -> object:
+    if isinstance(cell, dict) and len(cell) == 1:
+        ((tag, text),) = cell.items()
+        if tag == "$datetime":
+            return datetime.fromisoformat(text)
+        if tag == "$date":
+            return date.fromisoformat(text)
+        if tag == "$decimal":
+            return Decimal(text)
+        if tag == "$bytes":
+            return base64.b64decode(text)
+    return cell
