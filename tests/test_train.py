@@ -440,3 +440,36 @@ def test_compiled_layers_give_the_same_loss_and_gradients(tokenizer, tmp_path, m
         torch.testing.assert_close(g_compiled, g, rtol=1e-3, atol=1e-5)
     assert list(model.state_dict()) == keys
     assert any((tmp_path / "cache" / "inductor").rglob("*")), "nothing in the on-disk compile cache"
+
+
+def test_category_balance_weights_count_the_categories_as_spec_4_mixes_them(tmp_path, tokenizer):
+    """With a per-rule minimum the company-rule rows outnumber their SPEC 4 share; the weights bring every
+    category back to its share, and they scale the example's token weights."""
+    from collections import defaultdict
+
+    from fraudtune.data.generate import generate
+    from fraudtune.data.plan import CATEGORY_MIX
+    from fraudtune.train import balance_weights, encode_rows
+
+    cfg = tiny_config("data.rule_min=6")
+    generate(tmp_path, cfg.data.profile, 60, 3, cfg.data)
+    categories = [m["category"] for m in read_jsonl(tmp_path / "train.meta.jsonl")]
+    weights = balance_weights(tmp_path)
+    mass = defaultdict(float)
+    for category, weight in zip(categories, weights, strict=True):
+        mass[category] += weight
+    total = sum(CATEGORY_MIX.values())
+    for category, share in CATEGORY_MIX.items():
+        assert mass[category] / len(categories) == pytest.approx(share / total)
+    assert categories.count("company_specific") / len(categories) > 2 * CATEGORY_MIX["company_specific"] / total
+    row = read_jsonl(tmp_path / "train.jsonl")[0]
+    plain, _ = encode_rows([row], tokenizer, 512, (10.0, 1.0))
+    scaled, _ = encode_rows([{**row, "weight": 0.5}], tokenizer, 512, (10.0, 1.0))
+    assert scaled[0]["weights"] == [0.5 * w for w in plain[0]["weights"]]
+
+
+def test_a_balanced_run_trains(tmp_path):
+    from fraudtune.train import train
+
+    summary = train(tiny_config("train.category_balance=true", "train.epochs=1", "data.rule_min=4"), tmp_path)
+    assert summary["epochs_run"] == 1

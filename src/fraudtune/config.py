@@ -165,6 +165,12 @@ class TrainConfig(Section):
         "OS when freed (glibc M_MMAP_THRESHOLD, fixed; 0: glibc's own). Lower peak RSS, slower steps: "
         "docs/PERFORMANCE.md has both for 1024.",
     )
+    category_balance: bool = Field(
+        False,
+        description="Weight each training example's loss so the categories count with SPEC 4's shares (clear fraud "
+        "20%, clear legitimate 40%, borderline 30%, company-specific 10%) whatever their numbers in the split: a "
+        "per-rule minimum adds many company-rule rows, which otherwise shift the model's prior towards FRAUD.",
+    )
     compile_layers: bool = Field(
         False,
         description="Compile each adapted decoder layer with torch.compile (modeling/compiled.py): fused "

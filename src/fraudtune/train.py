@@ -92,6 +92,9 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, callbacks: list[TrainerC
         data_dir = ensure_data(cfg, run_dir)
     train_rows, val_rows = load_split(data_dir, "train"), load_split(data_dir, "val")
     check_pii(train_rows + val_rows, data_dir, cfg)  # before the model loads: refuse fast, print one line
+    if cfg.train.category_balance:
+        for row, weight in zip(train_rows, balance_weights(data_dir), strict=True):
+            row["weight"] = weight
     model, tokenizer = build_model(cfg)
     train_rows = mix_general_data(harden_rows(train_rows, data_dir, cfg), cfg)
     weights = (cfg.train.decision_weight, cfg.train.flag_weight)
@@ -251,9 +254,37 @@ def mix_general_data(rows: list[dict[str, Any]], cfg: RunConfig) -> list[dict[st
 def encode_rows(
     rows: list[dict[str, Any]], tokenizer: Any, max_length: int, weights: tuple[float, float] | None = None
 ) -> tuple[list[dict[str, Any]], int]:
-    """Token ids, answer-only labels and (decision, flag) loss weights per token; and how many were cut."""
-    encoded = [encode_example(r["messages"], tokenizer, max_length, weights) for r in rows]
+    """Token ids, answer-only labels and (decision, flag) loss weights per token; and how many were cut.
+
+    A row's own "weight" (train.category_balance) scales all its token weights."""
+    encoded = []
+    for row in rows:
+        if "weight" in row:
+            example = encode_example(row["messages"], tokenizer, max_length, weights or (1.0, 1.0))
+            example["weights"] = [row["weight"] * w for w in example["weights"]]
+        else:
+            example = encode_example(row["messages"], tokenizer, max_length, weights)
+        encoded.append(example)
     return encoded, sum(e["truncated"] for e in encoded)
+
+
+def balance_weights(data_dir: Path) -> list[float]:
+    """Per training example: its category's SPEC 4 share over its share of the training split, so that the
+    weighted categories count as SPEC 4 mixes them (data/plan.py CATEGORY_MIX)."""
+    from collections import Counter
+
+    from fraudtune.data.plan import CATEGORY_MIX
+
+    meta = paths.meta_file(paths.split_file(data_dir, "train"))
+    categories = [m.get("category") for m in read_jsonl(meta)]
+    unknown = sorted({str(c) for c in categories if c not in CATEGORY_MIX})
+    if unknown:
+        raise FraudtuneError(
+            f"{meta}: train.category_balance needs SPEC 4 categories, found {', '.join(unknown)} (imported data "
+            "has its own mix: leave it off)"
+        )
+    total, counts, n = sum(CATEGORY_MIX.values()), Counter(categories), len(categories)
+    return [(CATEGORY_MIX[c] / total) / (counts[c] / n) for c in categories]
 
 
 def cache_frozen_states(cfg: RunConfig, model: Any, tokenizer: Any, examples: list[dict[str, Any]]) -> int:
