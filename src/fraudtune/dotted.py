@@ -27,3 +27,14 @@ def set_dotted(obj: dict[str, Any], key: str, value: Any) -> None:
         if not isinstance(node, dict):
             raise ValueError(f"'{part}' is not a section")
     node[leaf] = value
+
+
+def text_fields(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted field, value) of every string in a nested record."""
+    out = []
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            out += text_fields(value, f"{prefix}{key}.")
+        elif isinstance(value, str):
+            out.append((f"{prefix}{key}", value))
+    return out

@@ -22,7 +22,7 @@ from fraudtune.data.generate import classify
 from fraudtune.data.imports.sources import PARQUET_MAGIC, open_source
 from fraudtune.data.schema import RecordError, validate_transaction
 from fraudtune.data.split import Example, counts_by_split, dedupe, split_by_time, split_examples, write_dataset
-from fraudtune.dotted import set_dotted
+from fraudtune.dotted import set_dotted, text_fields
 from fraudtune.errors import FraudtuneError
 from fraudtune.profile import Profile, Verdict, assess, load_profile
 
@@ -104,7 +104,7 @@ def personal_data(txn: dict[str, Any], action: str, line: int, found: list[dict]
     from fraudtune.data.pii import find_pii, scrub
 
     problems = []
-    for field, value in _text_values(txn):
+    for field, value in text_fields(txn):
         kinds = ", ".join(sorted({kind for kind, _ in find_pii(value)}))
         if not kinds:
             continue
@@ -114,16 +114,6 @@ def personal_data(txn: dict[str, Any], action: str, line: int, found: list[dict]
         else:
             problems.append((field, f"looks like personal data ({kinds}); row refused (pii: refuse)"))
     return problems
-
-
-def _text_values(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    out = []
-    for key, value in obj.items():
-        if isinstance(value, dict):
-            out += _text_values(value, f"{prefix}{key}.")
-        elif isinstance(value, str):
-            out.append((f"{prefix}{key}", value))
-    return out
 
 
 def _read_csv(path: Path, mapping: CsvMapping) -> tuple[list[str], list[tuple[int, list[str]]]]:

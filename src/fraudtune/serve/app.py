@@ -124,22 +124,14 @@ class Service:
 
     def start_batchers(self) -> None:
         s = self.settings
-        self.score_batcher = MicroBatcher(
-            self._score,
-            s.max_batch,
-            s.max_wait_ms,
-            s.max_queue,
-            lambda n: self.metrics.batch.labels("score").observe(n),
-        )
-        self.explain_batcher = MicroBatcher(
-            self._explain,
-            s.explain_max_batch,
-            s.max_wait_ms,
-            s.max_queue,
-            lambda n: self.metrics.batch.labels("explain").observe(n),
-        )
-        self.score_batcher.start()
-        self.explain_batcher.start()
+        self.score_batcher = self._batcher("score", self._score, s.max_batch)
+        self.explain_batcher = self._batcher("explain", self._explain, s.explain_max_batch)
+
+    def _batcher(self, kind: str, run: Any, max_batch: int) -> MicroBatcher:
+        s, sizes = self.settings, self.metrics.batch.labels(kind)
+        batcher = MicroBatcher(run, max_batch, s.max_wait_ms, s.max_queue, sizes.observe)
+        batcher.start()
+        return batcher
 
     def _score(self, transactions: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return self.predictor.predict(transactions, explain=False, batch_size=max(1, len(transactions)))

@@ -14,7 +14,7 @@ from fraudtune.data.imports.sources import RawRow
 from fraudtune.data.imports.timesort import epoch_seconds
 from fraudtune.data.pii import find_pii, scrub
 from fraudtune.data.schema import CUSTOMER_KEYS, MERCHANT_KEYS, TOP_KEYS, VELOCITY_KEYS
-from fraudtune.dotted import set_dotted
+from fraudtune.dotted import set_dotted, text_fields
 
 NOT_SCANNED = ("customer.id",)  # our own token: hex digits that cannot form a card number, email or phone
 
@@ -109,7 +109,7 @@ def pii_findings(txn: dict[str, Any], scrub_them: bool) -> list[tuple[str, str]]
     """(field, kinds) of every text value that looks like a card number, email, phone or SSN; with `scrub_them`
     the value is masked in place ([CARD], [EMAIL], ...)."""
     found = []
-    for name, value in _text_fields(txn):
+    for name, value in text_fields(txn):
         if name in NOT_SCANNED:
             continue
         kinds = sorted({kind for kind, _ in find_pii(value)})
@@ -118,16 +118,6 @@ def pii_findings(txn: dict[str, Any], scrub_them: bool) -> list[tuple[str, str]]
             if scrub_them:
                 set_dotted(txn, name, scrub(value))
     return found
-
-
-def _text_fields(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    out = []
-    for key, value in obj.items():
-        if isinstance(value, dict):
-            out += _text_fields(value, f"{prefix}{key}.")
-        elif isinstance(value, str):
-            out.append((f"{prefix}{key}", value))
-    return out
 
 
 def _opened(cells: dict[str, Any], log: LogSpec, problems: list[tuple[str, str]]) -> float | None:
