@@ -34,7 +34,7 @@ BYOD := runs/byod
 demo-byod: $(STAMP)
 	mkdir -p $(BYOD)
 	test -s $(BYOD)/token.key || $(PY) -c "import secrets; print(secrets.token_hex(32))" > $(BYOD)/token.key
-	test -s $(BYOD)/log.csv || $(PY) -m fraudtune.cli data synth-log --n 20000 --seed 11 --out $(BYOD)/log.csv
+	test -s $(BYOD)/log.csv || $(PY) -m fraudtune.cli data synth-log --n 800 --seed 11 --out $(BYOD)/log.csv
 	test -s $(BYOD)/run/data/train.jsonl || $(PY) -m fraudtune.cli data import $(BYOD)/log.csv \
 		--map configs/cardlog_mapping.example.yaml --key-file $(BYOD)/token.key --split time --out $(BYOD)/run/data
 	$(PY) -m fraudtune.cli train --config configs/default.yaml --run-dir $(BYOD)/run

@@ -234,3 +234,25 @@ def test_response_quality_by_hand(profile):
     assert got["risk_score_mae"] == pytest.approx((10 + 0) / 2)
     assert got["reasoning_coherence"] == pytest.approx(2 / 3)
     assert set(got) == set(quality.QUALITY_KEYS)
+
+
+def test_gradient_boosting_fits_a_log_with_hundreds_of_merchants():
+    """An imported log names hundreds of merchants; the feature keeps the 255 most frequent (the booster's limit),
+    the rest fall in the missing bin, and the fit does not fail."""
+    import copy
+
+    from spec_oracle import sample_txn
+
+    from fraudtune.evaluate.baselines import MAX_CATEGORIES, GradientBoosting, category_codes
+
+    codes = category_codes([f"m{i % 400}" for i in range(1000)] + ["m1"] * 5)
+    assert len(codes) == MAX_CATEGORIES and "m1" in codes
+    rows, labels = [], []
+    for i in range(400):
+        txn = copy.deepcopy(sample_txn())
+        txn["merchant"]["id"] = f"shop {i}"  # one family per merchant, as a log's plain names give
+        txn["amount"] = 10.0 + i
+        rows.append(txn)
+        labels.append("FRAUD" if i % 3 == 0 else "LEGITIMATE")
+    model = GradientBoosting(seed=0).fit(rows, labels)
+    assert len(model.predict(rows[:5])) == 5

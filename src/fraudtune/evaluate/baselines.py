@@ -183,6 +183,18 @@ def _matrix(rows: list[dict[str, Any]], vocab: dict[str, dict[str, int]]) -> np.
     )
 
 
+MAX_CATEGORIES = 255  # HistGradientBoostingClassifier's limit for one categorical feature
+
+
+def category_codes(values: list[str]) -> dict[str, int]:
+    """Integer codes of a categorical feature: its MAX_CATEGORIES most frequent values (an imported log can hold
+    thousands of merchants); the rarer ones are left out and count as missing, a bin of their own."""
+    from collections import Counter
+
+    kept = sorted(Counter(values).items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_CATEGORIES]
+    return {v: i for i, v in enumerate(sorted(v for v, _ in kept))}
+
+
 class GradientBoosting:
     """HistGradientBoostingClassifier on raw_features, with native categorical splits; seeded.
 
@@ -200,7 +212,7 @@ class GradientBoosting:
 
     def fit(self, transactions: list[dict[str, Any]], labels: list[str]) -> GradientBoosting:
         rows = [raw_features(t) for t in transactions]
-        self.vocab = {f: {v: i for i, v in enumerate(sorted({r[f] for r in rows}))} for f in CATEGORICAL}
+        self.vocab = {f: category_codes([r[f] for r in rows]) for f in CATEGORICAL}
         with threadpool_limits(1):
             self.model.fit(_matrix(rows, self.vocab), np.array([label == "FRAUD" for label in labels], dtype=int))
         return self
