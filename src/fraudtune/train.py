@@ -156,7 +156,6 @@ def ensure_data(cfg: RunConfig, run_dir: Path) -> Path:
         from fraudtune.data.generate import generate
 
         generate(data_dir, profile_path=cfg.data.profile, n=cfg.data.n, seed=cfg.data.seed, data_cfg=cfg.data)
-    check_data_matches(cfg, data_dir)
     return data_dir
 
 
@@ -708,7 +707,8 @@ def last_checkpoint(run_dir: Path) -> str | None:
 
 
 def checkpoint_problem(folder: Path) -> str | None:
-    """Why the Trainer could not resume from this checkpoint (each file read as the Trainer reads it), or None."""
+    """Why the Trainer could not resume from this checkpoint, or None: the state and weights are read as the
+    Trainer reads them, the torch files checked without unpickling (torch_file_problem)."""
     from safetensors.torch import load_file
 
     try:

@@ -56,8 +56,9 @@ def validate(
     issues: list[Issue] = []
     reports = [_check_file(f, profile, scrub, issues, in_place) for f in files]
     if scrub and in_place and Path(path).is_dir():
+        done = set(files) | {paths.meta_file(f) for f in files}  # _check_file masked these and their meta files
         for other in sorted(Path(path).glob("*.jsonl")):
-            if other not in files and not other.name.endswith(".scrubbed.jsonl"):
+            if other not in done and not other.name.endswith(".scrubbed.jsonl"):
                 scrub_file(other)
     if len(reports) > 1:
         _check_leakage(reports, issues)

@@ -2,10 +2,10 @@
 
 A training step on the CPU spends more time in small elementwise kernels (RMSNorm, rotary embedding, SiLU gate,
 residual adds, LoRA scaling) and in the copies between them than in the matmuls (docs/PERFORMANCE.md). Inductor
-fuses them into a few loops per layer. All decoder layers share one forward, so the layer is compiled once and the
-graph reused for every layer (parameters are graph inputs), which keeps the compile time to that of one layer;
-batch widths are rounded to train.pad_to_multiple, so a run sees a handful of shapes. Compiled artefacts go to an
-on-disk cache (FRAUDTUNE_CACHE/inductor) that later runs on the same machine reuse.
+fuses them into a few loops per layer. All decoder layers share one forward, so torch.compile can reuse one graph
+for all of them (parameters are graph inputs); batch widths are rounded to train.pad_to_multiple, so a run sees a
+handful of shapes. Compiled artefacts go to an on-disk cache (FRAUDTUNE_CACHE/inductor) that later runs on the
+same machine reuse. Whether the compile time pays is for `make bench` to say; the option is off by default.
 
 Numbers equal the eager layers up to kernel rounding (tests compare losses and gradients).
 """
