@@ -334,6 +334,24 @@ def test_rule_min_covers_every_rule_and_blacklisted_id_in_the_training_split(tmp
     assert all(spec_assess(m["transaction"])[0] == m["label"] for m in metas)
 
 
+def test_rule_min_adds_rule_cases_and_near_misses_on_top_of_the_plain_rows() -> None:
+    """A per-rule minimum adds rows; the plain (not near-miss) negatives keep their SPEC 4 count, as without it."""
+    import random
+
+    from fraudtune.data.plan import plan
+
+    def plain(intents: list) -> dict[str, int]:
+        return {
+            c: sum(i.category == c and i.label == "LEGITIMATE" and not i.near_miss for i in intents)
+            for c in ("clear_legitimate", "borderline")
+        }
+
+    base, topped = plan(400, PROFILE, random.Random(1)), plan(400, PROFILE, random.Random(1), rule_min=30)
+    assert plain(topped) == plain(base) and plain(base)["clear_legitimate"] == 160 - round(160 * 0.12)
+    assert len(topped) > len(base) + 2 * 16 * 30  # every unit's rule cases and near misses come on top
+    assert sum(i.category == "clear_fraud" for i in topped) == sum(i.category == "clear_fraud" for i in base) == 80
+
+
 def test_evidence_first_answers_state_flags_and_score_before_the_verdict(tmp_path: Path) -> None:
     from fraudtune.config import DataConfig
 

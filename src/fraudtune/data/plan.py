@@ -97,25 +97,28 @@ def per_unit_need(rule_min: int, train_frac: float) -> int:
 def plan(n: int, profile: Profile, rng: random.Random, rule_min: int = 0, train_frac: float = 0.8) -> list[Intent]:
     """The intents of the data set: SPEC 4 counts, balanced borderline labels, rules taken in turn, and with
     `rule_min` each unit of every company rule at least that often in the training split, with as many near
-    misses (rows are converted from plain negatives first, then added: the data set can outgrow `n`)."""
+    misses. The extra rule cases and near misses are added on top (the data set can outgrow `n`); the plain
+    negatives keep their SPEC 4 count, since they are most of what a model is asked about (converting them
+    into near misses left a k=100 set without one ordinary legitimate row, and its model called FRAUD on half
+    of them)."""
     counts = largest_remainder(n, CATEGORY_MIX)
     need = per_unit_need(rule_min, train_frac)
     company = _company_units(profile, counts["company_specific"], need)
     near_rules = [r for r in profile.rules if has_near_miss(r)]
     n_legit, n_border = counts["clear_legitimate"], counts["borderline"]
     fraud_half = n_border // 2
-    k_legit = round(n_legit * NEAR_MISS_SHARE["clear_legitimate"])
-    k_border = round((n_border - fraud_half) * NEAR_MISS_SHARE["borderline"])
-    base = take_turns(near_rules, k_legit + k_border) if near_rules else []
+    k_legit = round(n_legit * NEAR_MISS_SHARE["clear_legitimate"]) if near_rules else 0
+    k_border = round((n_border - fraud_half) * NEAR_MISS_SHARE["borderline"]) if near_rules else 0
+    base = take_turns(near_rules, k_legit + k_border)
     extra = _topped_up(base, near_rules, need)[len(base) :]
     # the top-ups go to both kinds of negatives in proportion to their sizes
     to_legit = largest_remainder(len(extra), {"a": n_legit, "b": n_border - fraud_half})["a"]
     legit_near = base[:k_legit] + extra[:to_legit]
     border_near = base[k_legit:] + extra[to_legit:]
     intents = [Intent("clear_fraud", "FRAUD")] * counts["clear_fraud"]
-    intents += _negatives("clear_legitimate", n_legit, legit_near)
+    intents += _negatives("clear_legitimate", n_legit - k_legit, legit_near)
     intents += [Intent("borderline", "FRAUD")] * fraud_half
-    intents += _negatives("borderline", n_border - fraud_half, border_near)
+    intents += _negatives("borderline", n_border - fraud_half - k_border, border_near)
     intents += [Intent("company_specific", "FRAUD", rule=code, pick=pick) for code, pick in company]
     rng.shuffle(intents)
     return intents
@@ -137,15 +140,15 @@ def _topped_up(taken: list[Unit], rules: list[Rule], need: int) -> list[Unit]:
     return taken + extra
 
 
-def _negatives(category: str, count: int, near: list[Unit]) -> list[Intent]:
-    """`count` LEGITIMATE intents (or more, if more near misses are asked for); a rule's thresholds are missed in
-    turn."""
+def _negatives(category: str, plain: int, near: list[Unit]) -> list[Intent]:
+    """One LEGITIMATE near-miss intent per unit in `near` (a rule's thresholds are missed in turn) and `plain`
+    plain ones."""
     seen: dict[Unit, int] = {}
     out = []
     for unit in near:
         out.append(Intent(category, "LEGITIMATE", near_miss=unit[0], miss=seen.get(unit, 0), pick=unit[1]))
         seen[unit] = seen.get(unit, 0) + 1
-    return out + [Intent(category, "LEGITIMATE")] * max(0, count - len(near))
+    return out + [Intent(category, "LEGITIMATE")] * plain
 
 
 def unit_key(rule: str | None, pick: str | None) -> str | None:
