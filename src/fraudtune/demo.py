@@ -16,10 +16,11 @@ from fraudtune.runmeta import set_status
 log = logging.getLogger(__name__)
 
 DEMO_TIMINGS = "demo_timings.json"
+SUITE_JSON = paths.FORGETTING_SUITE_JSON
 
 
 def demo(cfg: RunConfig, run_dir: Path, resume: bool = False) -> str:
-    """data -> train -> evaluate -> forgetting -> roi -> report; returns the printed summary."""
+    """data -> train -> evaluate -> forgetting -> standard benchmarks (quick) -> roi -> report; returns the summary."""
     from fraudtune.evaluate.suite import evaluate, render_table
     from fraudtune.forgetting.run import forgetting
     from fraudtune.report import report
@@ -32,9 +33,12 @@ def demo(cfg: RunConfig, run_dir: Path, resume: bool = False) -> str:
         ("train", paths.ADAPTER_DIR, lambda: train(cfg, run_dir, resume=resume)),
         ("evaluate", paths.EVAL_JSON, lambda: evaluate(cfg, run_dir)),
         ("forgetting", paths.FORGETTING_JSON, lambda: forgetting(cfg, run_dir)),
+        ("benchmarks", SUITE_JSON, lambda: _quick_suite(cfg, run_dir)),
         ("roi", paths.ROI_JSON, lambda: roi(cfg, run_dir, preset="measured")),
         ("report", paths.REPORT_DIR, lambda: report(cfg, run_dir)),
     ]
+    if not cfg.forgetting.suite_quick_n:
+        stages = [stage for stage in stages if stage[0] != "benchmarks"]
     for name, artifact, run in stages:
         if resume and _done(run_dir, name, artifact):
             log.info("demo: %s already done, skipped (--resume)", name)
@@ -54,7 +58,24 @@ def demo(cfg: RunConfig, run_dir: Path, resume: bool = False) -> str:
         f"total: {total / 60:.1f} min",
         f"dashboard: {run_dir / paths.REPORT_DIR / 'dashboard.html'}",
     ]
+    if cfg.forgetting.suite_quick_n and not (run_dir / SUITE_JSON).exists():
+        lines.append("standard benchmarks: left out (no data: run `make suite-data` once, then rerun with --resume)")
     return "\n".join(lines)
+
+
+def _quick_suite(cfg: RunConfig, run_dir: Path) -> None:
+    """The standard suite on forgetting.suite_quick_n items per task; left out, with a warning, without its data."""
+    from fraudtune.errors import FraudtuneError
+    from fraudtune.forgetting.suite import locate, run_suite
+
+    try:
+        locate(cfg.forgetting.suite_data)
+    except FraudtuneError as exc:
+        log.warning("demo: standard benchmarks left out: %s", exc)
+        return
+    quick = cfg.model_copy(deep=True)
+    quick.forgetting.suite_n = cfg.forgetting.suite_quick_n
+    run_suite(quick, run_dir)
 
 
 def _done(run_dir: Path, stage: str, artifact: str) -> bool:

@@ -314,7 +314,8 @@ def suite_dir(run_dir: Path) -> Path:
 
 
 def run_suite(cfg: RunConfig, run_dir: Path, adapter_dir: Path | None = None) -> dict[str, Any]:
-    """Base and fine-tuned model on every task of forgetting.suite_tasks; RUN/forgetting_suite.{json,md}."""
+    """Base and fine-tuned model on every task of forgetting.suite_tasks: RUN/forgetting_suite.{json,md}, and
+    each (model, task) result in RUN/forgetting_suite/ as it is done."""
     from fraudtune.forgetting.run import corpus_divergence, load_pair, load_resource
     from fraudtune.stats import paired_bootstrap
 
@@ -378,8 +379,8 @@ def run_suite(cfg: RunConfig, run_dir: Path, adapter_dir: Path | None = None) ->
         "language": language,
     }
     result["markdown"] = render_markdown(result)
-    write_json(run_dir / "forgetting_suite.json", {k: v for k, v in result.items() if k != "markdown"})
-    write_text_atomic(run_dir / "forgetting_suite.md", result["markdown"])
+    write_json(run_dir / paths.FORGETTING_SUITE_JSON, {k: v for k, v in result.items() if k != "markdown"})
+    write_text_atomic(run_dir / paths.FORGETTING_SUITE_MD, result["markdown"])
     return result
 
 
