@@ -365,3 +365,22 @@ def test_strategies_train_each_run_and_tabulate_fraud_f1_against_forgetting(tmp_
     done = (tmp_path / "forgetting-strategies" / "lora" / paths.FORGETTING_JSON).stat().st_mtime_ns
     forgetting_strategies(cfg, tmp_path)  # a finished strategy is not trained again
     assert (tmp_path / "forgetting-strategies" / "lora" / paths.FORGETTING_JSON).stat().st_mtime_ns == done
+
+    # re-judged on the standard suite: no retraining, the base model scored once for both, one trade-off table
+    from test_suite import fake_wheel
+
+    wheel = fake_wheel(tmp_path / "suite.whl")
+    suite_cfg = cfg.model_copy(deep=True)
+    suite_cfg.forgetting.suite, suite_cfg.forgetting.suite_data = "standard", wheel
+    suite_cfg.forgetting.suite_tasks = ["arc_easy", "piqa"]
+    result = forgetting_strategies(suite_cfg, tmp_path)
+    assert (tmp_path / "forgetting-strategies" / "lora" / paths.FORGETTING_JSON).stat().st_mtime_ns == done
+    base_files = sorted(p.name for p in (tmp_path / "forgetting-strategies" / "suite-base").iterdir())
+    assert base_files == ["arc_easy.base.json", "piqa.base.json"]
+    for name in ("lora", "full"):
+        own = sorted(p.name for p in (tmp_path / "forgetting-strategies" / name / "forgetting_suite").iterdir())
+        assert own == ["arc_easy.fine_tuned.json", "piqa.fine_tuned.json"]
+    rows = {row["name"]: row for row in result["strategies"]}
+    assert set(rows["full"]["suite"]["tasks"]) == {"arc_easy", "piqa"} and 0 <= rows["full"]["fraud_accuracy"] <= 1
+    assert "| full | " in result["markdown"] and "Retention on the standard benchmarks" in result["markdown"]
+    assert (tmp_path / "forgetting_strategies_suite.png").stat().st_size > 0

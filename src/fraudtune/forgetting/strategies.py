@@ -21,6 +21,7 @@ from fraudtune.profile import load_profile
 log = logging.getLogger(__name__)
 
 STRATEGY_RUNS_DIR = "forgetting-strategies"
+SUITE_BASE_DIR = "suite-base"
 
 
 def strategy_configs(cfg: RunConfig) -> dict[str, tuple[str, RunConfig]]:
@@ -81,10 +82,18 @@ def forgetting_strategies(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
             result, before = evaluate_pair(pair, scfg, load_sets(scfg, sdir), profile, before)
             write_json(sdir / paths.FORGETTING_JSON, result)
             del pair
+        if cfg.forgetting.suite == "standard" and not (sdir / paths.FORGETTING_SUITE_JSON).exists():
+            from fraudtune.forgetting.suite import run_suite
+
+            run_suite(scfg, sdir, base_dir=runs_dir / SUITE_BASE_DIR)  # the base model's answers: scored once
         rows.append(_strategy_row(name, description, sdir))
     table = {"settings": _strategy_settings(cfg), "strategies": rows}
     write_json(Path(run_dir) / paths.FORGETTING_STRATEGIES_JSON, table)
     markdown = render_strategies(table)
+    if any("suite" in row for row in rows):
+        chart = Path(run_dir) / STRATEGIES_CHART
+        plot_tradeoff(rows, chart)
+        markdown += "\n" + render_suite_tradeoff(rows, chart.name)
     write_text_atomic(Path(run_dir) / paths.FORGETTING_STRATEGIES_MD, markdown)
     return {**table, "markdown": markdown}
 
@@ -106,7 +115,7 @@ def _strategy_row(name: str, description: str, sdir: Path) -> dict[str, Any]:
     result = read_json(sdir / paths.FORGETTING_JSON)
     summary_path = sdir / paths.TRAIN_SUMMARY
     summary = read_json(summary_path) if summary_path.exists() else {}
-    return {
+    row: dict[str, Any] = {
         "name": name,
         "description": description,
         "fraud_f1": result["fraud"]["after"],
@@ -120,6 +129,19 @@ def _strategy_row(name: str, description: str, sdir: Path) -> dict[str, Any]:
         "train_seconds": summary.get("train_seconds"),
         "probe_seconds": result["timing_s"]["total"],
     }
+    suite_path = sdir / paths.FORGETTING_SUITE_JSON
+    if suite_path.exists():
+        suite = read_json(suite_path)
+        deltas = {name: {"delta": t["delta"], "ci": t["ci"]} for name, t in suite["tasks"].items()}
+        row["fraud_accuracy"] = result["fraud"]["metrics"]["accuracy"]["after"]
+        row["suite"] = {
+            "tasks": deltas,
+            "mean_delta": round(sum(d["delta"] for d in deltas.values()) / len(deltas), 2),
+            "worst": min(deltas, key=lambda k: deltas[k]["delta"]),
+            "items": suite["settings"]["n"],
+            "perplexity": [suite["language"]["perplexity_base"], suite["language"]["perplexity_fine_tuned"]],
+        }
+    return row
 
 
 def render_strategies(table: dict[str, Any]) -> str:
@@ -150,3 +172,53 @@ def render_strategies(table: dict[str, Any]) -> str:
 
 def _delta_cell(d: dict[str, Any]) -> str:
     return f"{d['delta']:+.3g} [{d['ci'][0]:+.3g}, {d['ci'][1]:+.3g}]"
+
+
+STRATEGIES_CHART = "forgetting_strategies_suite.png"
+
+
+def render_suite_tradeoff(rows: list[dict[str, Any]], chart: str) -> str:
+    """Each strategy's change on every standard benchmark (points, 95% CI) beside its fraud accuracy."""
+    rows = [r for r in rows if "suite" in r]
+    tasks = list(rows[0]["suite"]["tasks"])
+    lines = [
+        "## Retention on the standard benchmarks vs fraud accuracy",
+        "",
+        f"Change in accuracy points (fine-tuned - base, acc_norm, {rows[0]['suite']['items'] or 'all'} items per "
+        "task, 95% paired bootstrap CI); fraud accuracy on the run's test split.",
+        "",
+        "| strategy | fraud accuracy | " + " | ".join(tasks) + " | mean change | perplexity |",
+        "|---|---:|" + "---:|" * len(tasks) + "---:|---:|",
+    ]
+    for r in rows:
+        cells = [f"{d['delta']:+.1f} [{d['ci'][0]:+.1f}, {d['ci'][1]:+.1f}]" for d in r["suite"]["tasks"].values()]
+        before, after = r["suite"]["perplexity"]
+        lines.append(
+            f"| {r['name']} | {r['fraud_accuracy']:.3f} | "
+            + " | ".join(cells)
+            + f" | {r['suite']['mean_delta']:+.2f} | {before:.1f} -> {after:.1f} |"
+        )
+    return "\n".join(lines + ["", f"![retention vs fraud accuracy]({chart})", ""])
+
+
+def plot_tradeoff(rows: list[dict[str, Any]], out: Path) -> None:
+    """One point per strategy: mean change on the standard benchmarks (x) against fraud accuracy (y)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if "suite" in r]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        ax.scatter(r["suite"]["mean_delta"], r["fraud_accuracy"])
+        ax.annotate(r["name"], (r["suite"]["mean_delta"], r["fraud_accuracy"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)  # fmt: skip
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.axvline(-1, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("mean change on the standard benchmarks (points)")
+    ax.set_ylabel("fraud accuracy (test split)")
+    ax.set_title("Forgetting prevention: retention vs fraud accuracy")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

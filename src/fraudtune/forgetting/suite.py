@@ -313,9 +313,12 @@ def suite_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "forgetting_suite"
 
 
-def run_suite(cfg: RunConfig, run_dir: Path, adapter_dir: Path | None = None) -> dict[str, Any]:
+def run_suite(
+    cfg: RunConfig, run_dir: Path, adapter_dir: Path | None = None, base_dir: Path | None = None
+) -> dict[str, Any]:
     """Base and fine-tuned model on every task of forgetting.suite_tasks: RUN/forgetting_suite.{json,md}, and
-    each (model, task) result in RUN/forgetting_suite/ as it is done."""
+    each (model, task) result in RUN/forgetting_suite/ as it is done. `base_dir`: where the base model's results
+    are kept instead (runs from one base model share them: the prevention strategies)."""
     from fraudtune.forgetting.run import corpus_divergence, load_pair, load_resource
     from fraudtune.stats import paired_bootstrap
 
@@ -337,7 +340,7 @@ def run_suite(cfg: RunConfig, run_dir: Path, adapter_dir: Path | None = None) ->
         items = load_items(data, task, fc.suite_n, cfg.seed)
         sides = {}
         for side, context in (("base", pair.before), ("fine_tuned", pair.after)):
-            path = out_dir / f"{name}.{side}.json"
+            path = (Path(base_dir) if base_dir and side == "base" else out_dir) / f"{name}.{side}.json"
             saved = read_json(path) if path.exists() else None
             if saved and saved.get("settings") == settings and saved["scores"]["ids"] == [i.id for i in items]:
                 sides[side] = saved
