@@ -193,6 +193,7 @@ def _example_mapping(**changes) -> dict:
         ({"colums": {}}, "colums: unknown key; expected delimiter, columns, label"),
         ({"delimiter": ";;"}, "delimiter: must be one character, got ';;'"),
         ({"values/channel": "POS"}, "values: expected {field: {cell text: value}} with transaction fields"),
+        ({"strip_prefix": {"merchant.id": ""}}, "strip_prefix: expected {field: prefix text} with fields mapped"),
     ],
     ids=[
         "unknown field",
@@ -202,6 +203,7 @@ def _example_mapping(**changes) -> dict:
         "unknown key",
         "long delimiter",
         "values not a mapping",
+        "empty prefix",
     ],
 )
 def test_mapping_errors_name_the_key(tmp_path, capsys, changes: dict, problem: str) -> None:
@@ -209,6 +211,19 @@ def test_mapping_errors_name_the_key(tmp_path, capsys, changes: dict, problem: s
     path.write_text(yaml.safe_dump(_example_mapping(**changes)))
     code, _, err = _import(capsys, CSV, tmp_path / "out", path)
     assert code == 1 and err.startswith(f"error: {path}: {problem}")
+
+
+def test_strip_prefix_cuts_a_columns_leading_text(tmp_path, capsys) -> None:
+    """A log that prefixes every merchant (e.g. 'fraud_<name>' on legitimate rows too): the prefix is cut."""
+    column = HEADER.split(",").index("merchant_id")
+    rows = [",".join(f"fraud_{c}" if i == column else c for i, c in enumerate(row.split(","))) for row in ROWS]
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(yaml.safe_dump(_example_mapping(strip_prefix={"merchant.id": "fraud_"})))
+    code, _, err = _import(capsys, _csv(tmp_path, rows), tmp_path / "out", mapping)
+    assert (code, err) == (0, "")
+    ids = {m["transaction"]["merchant"]["id"] for m in read_jsonl(tmp_path / "out" / "fraud_dataset.meta.jsonl")}
+    plain = {row.split(",")[column] for row in ROWS}
+    assert ids == plain
 
 
 def test_missing_mapping_file(tmp_path, capsys) -> None:

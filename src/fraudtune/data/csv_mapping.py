@@ -30,6 +30,7 @@ MAP_KEYS = (
     "columns",
     "label",
     "values",
+    "strip_prefix",
     "list_separator",
     "timestamp_format",
     "true_values",
@@ -163,6 +164,7 @@ class CsvMapping:
     label_column: str
     label_values: dict[str, str]  # cell text -> FRAUD | LEGITIMATE
     values: dict[str, dict[str, Any]] = field(default_factory=dict)  # SPEC field -> {cell text: SPEC value}
+    strip_prefix: dict[str, str] = field(default_factory=dict)  # SPEC field -> text cut from the start of its cells
     delimiter: str = ","
     list_separator: str = "|"
     timestamp_format: str | None = None
@@ -198,6 +200,9 @@ def mapped_fields(
         column = mapping.columns.get(name)
         raw = row[column] if column else ""
         raw = raw.strip() if isinstance(raw, str) else raw
+        prefix = mapping.strip_prefix.get(name)
+        if prefix and isinstance(raw, str) and raw.startswith(prefix):
+            raw = raw[len(prefix) :].strip()
         if name in mapping.fixed:
             value, problem = mapping.fixed[name], None
         else:
@@ -246,6 +251,11 @@ def load_mapping(path: Path) -> CsvMapping:
     values = raw.get("values") or {}
     if not isinstance(values, dict) or any(k not in FIELDS or not isinstance(v, dict) for k, v in values.items()):
         raise FraudtuneError(f"{path}: values: expected {{field: {{cell text: value}}}} with transaction fields")
+    strip = raw.get("strip_prefix") or {}
+    if not isinstance(strip, dict) or any(
+        k not in FIELDS or not isinstance(v, str) or not v or k not in columns for k, v in strip.items()
+    ):
+        raise FraudtuneError(f"{path}: strip_prefix: expected {{field: prefix text}} with fields mapped to columns")
     delimiter = str(raw.get("delimiter", ","))
     if len(delimiter) != 1:
         raise FraudtuneError(f"{path}: delimiter: must be one character, got {delimiter!r}")
@@ -254,6 +264,7 @@ def load_mapping(path: Path) -> CsvMapping:
         label_column=label_column,
         label_values=label_values,
         values={f: {str(k): v for k, v in m.items()} for f, m in values.items()},
+        strip_prefix=dict(strip),
         delimiter=delimiter,
         list_separator=str(raw.get("list_separator", "|")),
         timestamp_format=raw.get("timestamp_format"),
