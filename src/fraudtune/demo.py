@@ -16,7 +16,6 @@ from fraudtune.runmeta import set_status
 log = logging.getLogger(__name__)
 
 DEMO_TIMINGS = "demo_timings.json"
-SUITE_JSON = paths.FORGETTING_SUITE_JSON
 
 
 def demo(cfg: RunConfig, run_dir: Path, resume: bool = False) -> str:
@@ -29,16 +28,15 @@ def demo(cfg: RunConfig, run_dir: Path, resume: bool = False) -> str:
 
     run_dir = Path(run_dir)
     timings = _load_timings(run_dir) if resume else {}
+    quick = cfg.forgetting.suite_quick_n > 0  # the standard benchmarks on a quick subset
     stages: list[tuple[str, str, Callable[[], Any]]] = [
         ("train", paths.ADAPTER_DIR, lambda: train(cfg, run_dir, resume=resume)),
         ("evaluate", paths.EVAL_JSON, lambda: evaluate(cfg, run_dir)),
         ("forgetting", paths.FORGETTING_JSON, lambda: forgetting(cfg, run_dir)),
-        ("benchmarks", SUITE_JSON, lambda: _quick_suite(cfg, run_dir)),
+        *([("benchmarks", paths.FORGETTING_SUITE_JSON, lambda: _quick_suite(cfg, run_dir))] if quick else []),
         ("roi", paths.ROI_JSON, lambda: roi(cfg, run_dir, preset="measured")),
         ("report", paths.REPORT_DIR, lambda: report(cfg, run_dir)),
     ]
-    if not cfg.forgetting.suite_quick_n:
-        stages = [stage for stage in stages if stage[0] != "benchmarks"]
     for name, artifact, run in stages:
         if resume and _done(run_dir, name, artifact):
             log.info("demo: %s already done, skipped (--resume)", name)
@@ -58,7 +56,7 @@ def demo(cfg: RunConfig, run_dir: Path, resume: bool = False) -> str:
         f"total: {total / 60:.1f} min",
         f"dashboard: {run_dir / paths.REPORT_DIR / 'dashboard.html'}",
     ]
-    if cfg.forgetting.suite_quick_n and not (run_dir / SUITE_JSON).exists():
+    if quick and not (run_dir / paths.FORGETTING_SUITE_JSON).exists():
         lines.append("standard benchmarks: left out (no data: run `make suite-data` once, then rerun with --resume)")
     return "\n".join(lines)
 

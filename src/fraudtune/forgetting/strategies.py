@@ -137,7 +137,6 @@ def _strategy_row(name: str, description: str, sdir: Path) -> dict[str, Any]:
         row["suite"] = {
             "tasks": deltas,
             "mean_delta": round(sum(d["delta"] for d in deltas.values()) / len(deltas), 2),
-            "worst": min(deltas, key=lambda k: deltas[k]["delta"]),
             "items": suite["settings"]["n"],
             "perplexity": [suite["language"]["perplexity_base"], suite["language"]["perplexity_fine_tuned"]],
         }

