@@ -22,6 +22,7 @@ def test_study_trains_each_setting_and_judges_all_on_one_test_set(tiny_cfg, tmp_
     assert main(["study", "--config", str(config), "--run-dir", str(run_dir)]) == 0
     table = capsys.readouterr().out
     assert "| small | 32 |" in table and "| more-rules |" in table
+    assert "## Borderline accuracy per generic score (FRAUD iff >= 50)" in table
 
     summary = json.loads((run_dir / paths.STUDY_JSON).read_text())
     assert (run_dir / paths.STUDY_CHART).stat().st_size > 10_000 and (run_dir / paths.STUDY_MD).exists()
@@ -41,6 +42,18 @@ def test_study_trains_each_setting_and_judges_all_on_one_test_set(tiny_cfg, tmp_
             )
             assert rule_only["n"] == expected > 0
             assert 0 <= result[model]["accuracy"] <= 1
+        # the per-row predictions kept beside the result agree with it; borderline accuracy split per generic score
+        lines = read_jsonl(run_dir / name / paths.STUDY_PREDICTIONS)
+        assert [r["transaction_id"] for r in lines] == [m["transaction_id"] for m in test]
+        assert [r["truth"] for r in lines] == [m["label"] for m in test]
+        hits = sum(r["label"] == r["truth"] for r in lines)
+        assert hits == round(result["fine_tuned"]["accuracy"] * 60)
+        border = [(r["generic_score"], r["label"] == r["truth"]) for r in lines if r["category"] == "borderline"]
+        by_score = result["fine_tuned"]["borderline_by_score"]
+        assert sum(cell["n"] for cell in by_score.values()) == len(border) > 0
+        for score, cell in by_score.items():
+            mine = [ok for g, ok in border if g == int(score)]
+            assert cell["n"] == len(mine) and abs(cell["accuracy"] - sum(mine) / len(mine)) < 1e-9
         b, c = result["mcnemar_vs_gradient_boosting"]["b"], result["mcnemar_vs_gradient_boosting"]["c"]
         assert 0 <= b + c <= 60
         # judged on its own training rows too, every company-specific one first

@@ -24,7 +24,7 @@ from fraudtune.evaluate import metrics
 from fraudtune.evaluate.baselines import GradientBoosting, rules_engine
 from fraudtune.evaluate.summary import slices
 from fraudtune.evaluate.testset import TestSet, read_meta, without_overlap
-from fraudtune.files import read_json, write_json, write_text_atomic
+from fraudtune.files import read_json, write_json, write_jsonl, write_text_atomic
 from fraudtune.profile import Profile, load_profile
 from fraudtune.runmeta import git_sha
 
@@ -94,6 +94,7 @@ def _write_summary(
     engine.pop("correct")
     summary = {
         "test": {**test.info, "n": len(test.rows)},
+        "decision_threshold": profile.decision_threshold,
         "rules_engine": engine,
         "settings": results,
         "pending": pending,
@@ -151,6 +152,7 @@ def run_setting(
     began = time.perf_counter()
     scored = predictor.score(transactions, scfg.train.eval_batch_size, progress=True)
     scoring_seconds = time.perf_counter() - began
+    write_predictions(setting_dir / paths.STUDY_PREDICTIONS, scored, rows)
     gb = GradientBoosting(scfg.seed).fit([m["transaction"] for m in train_metas], [m["label"] for m in train_metas])
     tuned, boosted = judge(scored, rows, profile), judge(gb.predict(transactions), rows, profile)
     result = {
@@ -200,6 +202,32 @@ def train_fit(setting_dir: Path, n: int, seed: int, profile: Profile, predictor:
     return {"n": len(rows), "company_specific_n": min(len(company), n), **judged}
 
 
+def write_predictions(path: Path, records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+    """One line per test transaction: the model's label and probability beside the row's truth and slice facts,
+    so that any later cut (by score, by rule, by near miss) needs no second scoring pass."""
+    keep = ("category", "generic_score", "risk_score", "deciding_rule", "near_miss")
+    lines = [
+        {
+            "transaction_id": row["transaction_id"],
+            "label": rec["label"],
+            "fraud_probability": rec["fraud_probability"],
+            "truth": row["label"],
+            **{k: row.get(k) for k in keep},
+        }
+        for rec, row in zip(records, rows, strict=True)
+    ]
+    write_jsonl(path, lines)
+
+
+def by_generic_score(correct: np.ndarray, rows: list[dict[str, Any]], category: str) -> dict[str, Any]:
+    """Accuracy per generic score within one category: where, around the threshold, the decision goes wrong."""
+    cells: dict[int, list[bool]] = {}
+    for ok, row in zip(correct, rows, strict=True):
+        if row.get("category") == category and row.get("generic_score") is not None:
+            cells.setdefault(int(row["generic_score"]), []).append(bool(ok))
+    return {str(k): {"accuracy": float(np.mean(v)), "n": len(v)} for k, v in sorted(cells.items())}
+
+
 def judge(records: list[dict[str, Any]], rows: list[dict[str, Any]], profile: Profile) -> dict[str, Any]:
     """Accuracy, F1, ROC AUC and the accuracy per slice (with the rule-only slice per rule)."""
     y = np.array([r["label"] == "FRAUD" for r in rows])
@@ -221,6 +249,7 @@ def judge(records: list[dict[str, Any]], rows: list[dict[str, Any]], profile: Pr
         "roc_auc": found["roc_auc"],
         "slices": per_slice,
         "rule_only_by_rule": cut["rule_only"]["by_rule"],
+        "borderline_by_score": by_generic_score(pred == y, rows, "borderline"),
         "correct": (pred == y).tolist(),
     }
 
@@ -296,6 +325,26 @@ def render_markdown(summary: dict[str, Any]) -> str:
     for name, r in summary["settings"].items():
         by_rule = r["fine_tuned"]["rule_only_by_rule"]
         lines.append(f"| {name} | " + " | ".join(_pct(by_rule.get(c, {}).get("accuracy")) for c in codes) + " |")
+    scored = {n: r for n, r in summary["settings"].items() if "borderline_by_score" in r["fine_tuned"]}
+    if scored:
+        scores = sorted({int(k) for r in scored.values() for k in r["fine_tuned"]["borderline_by_score"]})
+        lines += [
+            "",
+            f"## Borderline accuracy per generic score (FRAUD iff >= {summary['decision_threshold']})",
+            "",
+            "| setting | " + " | ".join(str(k) for k in scores) + " |",
+            "|" + "---|" * (len(scores) + 1),
+        ]
+        for name, r in scored.items():
+            cells = r["fine_tuned"]["borderline_by_score"]
+            lines.append(
+                f"| {name} | "
+                + " | ".join(
+                    f"{_pct(cells[str(k)]['accuracy'])} (n={cells[str(k)]['n']})" if str(k) in cells else "–"
+                    for k in scores
+                )
+                + " |"
+            )
     return "\n".join(lines) + "\n"
 
 
