@@ -350,6 +350,10 @@ def test_rule_min_adds_rule_cases_and_near_misses_on_top_of_the_plain_rows() -> 
     assert plain(topped) == plain(base) and plain(base)["clear_legitimate"] == 160 - round(160 * 0.12)
     assert len(topped) > len(base) + 2 * 16 * 30  # every unit's rule cases and near misses come on top
     assert sum(i.category == "clear_fraud" for i in topped) == sum(i.category == "clear_fraud" for i in base) == 80
+    for intents in (base, topped):  # the near-miss top-ups are matched by borderline frauds: balanced labels
+        border = [i.label for i in intents if i.category == "borderline"]
+        assert border.count("FRAUD") == border.count("LEGITIMATE")
+    assert sum(i.category == "borderline" for i in topped) > sum(i.category == "borderline" for i in base) == 120
 
 
 def test_evidence_first_answers_state_flags_and_score_before_the_verdict(tmp_path: Path) -> None:

@@ -97,7 +97,8 @@ def per_unit_need(rule_min: int, train_frac: float) -> int:
 def plan(n: int, profile: Profile, rng: random.Random, rule_min: int = 0, train_frac: float = 0.8) -> list[Intent]:
     """The intents of the data set: SPEC 4 counts, balanced borderline labels, rules taken in turn, and with
     `rule_min` each unit of every company rule at least that often in the training split, with as many near
-    misses. The extra rule cases and near misses are added on top (the data set can outgrow `n`); the plain
+    misses. The extra rule cases and near misses are added on top (the data set can outgrow `n`), and as many
+    borderline frauds as the borderline near misses added, so the labels of the borderline stay balanced; the plain
     negatives keep their SPEC 4 count, since they are most of what a model is asked about (converting them
     into near misses left a k=100 set without one ordinary legitimate row, and its model called FRAUD on half
     of them)."""
@@ -117,8 +118,12 @@ def plan(n: int, profile: Profile, rng: random.Random, rule_min: int = 0, train_
     border_near = base[k_legit:] + extra[to_legit:]
     intents = [Intent("clear_fraud", "FRAUD")] * counts["clear_fraud"]
     intents += _negatives("clear_legitimate", n_legit - k_legit, legit_near)
-    intents += [Intent("borderline", "FRAUD")] * fraud_half
-    intents += _negatives("borderline", n_border - fraud_half - k_border, border_near)
+    border_legit = _negatives("borderline", n_border - fraud_half - k_border, border_near)
+    # as many borderline frauds as borderline negatives: the near-miss top-ups must not tilt the score threshold
+    # (a k=100 set held 400 borderline frauds against 1,164 negatives, and its model called a third of the test's
+    # borderline frauds LEGITIMATE)
+    intents += [Intent("borderline", "FRAUD")] * max(fraud_half, len(border_legit))
+    intents += border_legit
     intents += [Intent("company_specific", "FRAUD", rule=code, pick=pick) for code, pick in company]
     rng.shuffle(intents)
     return intents
