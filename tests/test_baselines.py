@@ -225,11 +225,14 @@ def test_response_quality_by_hand(profile):
         _answer("LEGITIMATE", 10, [], "Normal pattern: usual purchase."),
         _answer(None, None, [], "", error="empty answer"),
     ]
-    metas = [{"red_flags": ["AMOUNT_SPIKE"], "risk_score": 80}, {"red_flags": ["UNUSUAL_HOUR"], "risk_score": 10},
-             {"red_flags": [], "risk_score": 0}]  # fmt: skip
+    metas = [{"label": "FRAUD", "red_flags": ["AMOUNT_SPIKE", "UNUSUAL_HOUR"], "risk_score": 80},
+             {"label": "LEGITIMATE", "red_flags": ["UNUSUAL_HOUR"], "risk_score": 10},
+             {"label": "LEGITIMATE", "red_flags": [], "risk_score": 0}]  # fmt: skip
     got = quality.response_quality(answers, metas, profile)
-    # flags over the two parsed answers: tp 1 (AMOUNT_SPIKE), fp 1 (NEW_DEVICE), fn 1 (UNUSUAL_HOUR)
+    # flags over the two parsed answers: tp 1 (AMOUNT_SPIKE), fp 1 (NEW_DEVICE), fn 1 (UNUSUAL_HOUR of the fraud);
+    # the legitimate row's minor signal is not in its SPEC 2 answer ("Red Flags: []"), so not missed
     assert got["red_flag_precision"] == 0.5 and got["red_flag_recall"] == 0.5 and got["red_flag_f1"] == 0.5
+    assert quality.answer_flags(metas[1]) == [] and quality.answer_flags(metas[0]) == metas[0]["red_flags"]
     assert got["parse_rate"] == pytest.approx(2 / 3)
     assert got["risk_score_mae"] == pytest.approx((10 + 0) / 2)
     assert got["reasoning_coherence"] == pytest.approx(2 / 3)

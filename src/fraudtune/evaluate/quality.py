@@ -100,8 +100,17 @@ def clarity(answer: dict[str, Any], profile: Profile) -> int:
     return 1 + sum((structure, length, grounded, consistent))
 
 
+def answer_flags(record: dict[str, Any]) -> list[str]:
+    """The flags a SPEC 2 answer with this record's label lists: its flags when FRAUD, none when LEGITIMATE
+    ("LEGITIMATE cases write Red Flags: []"; their minor signals go in the reasoning)."""
+    return list(record.get("red_flags") or []) if record.get("label") == "FRAUD" else []
+
+
 def flag_agreement(answers: list[dict[str, Any]], truths: list[list[str]]) -> dict[str, float | None]:
-    """Micro-averaged precision/recall/F1 of predicted flag codes vs the oracle's, over parsed answers."""
+    """Micro-averaged precision/recall/F1 of predicted flag codes vs the expected ones, over parsed answers.
+
+    `truths` are the flags the reference answer lists (`answer_flags` of the oracle's record): a LEGITIMATE row's
+    minor signals are not in its answer, so a model that follows SPEC 2 is not counted as missing them."""
     tp = fp = fn = 0
     for answer, truth in zip(answers, truths, strict=True):
         if answer.get("label") is None:
@@ -130,7 +139,7 @@ def response_quality(answers: list[dict[str, Any]], metas: list[dict[str, Any]],
     ]
     return {
         "parse_rate": len(parsed) / len(answers),
-        **flag_agreement(answers, [m["red_flags"] for m in metas]),
+        **flag_agreement(answers, [answer_flags(m) for m in metas]),
         "risk_score_mae": float(np.mean(errors)) if errors else None,
         "reasoning_coherence": float(np.mean([coherent(a, profile) for a in answers])),
         "explanation_clarity": float(np.mean([clarity(a, profile) for a in answers])),

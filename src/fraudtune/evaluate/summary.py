@@ -23,7 +23,7 @@ import numpy as np
 from fraudtune import stats
 from fraudtune.config import EvalConfig
 from fraudtune.evaluate import metrics
-from fraudtune.evaluate.quality import QUALITY_KEYS, flag_agreement, response_quality
+from fraudtune.evaluate.quality import QUALITY_KEYS, answer_flags, flag_agreement, response_quality
 from fraudtune.profile import Profile
 
 MODEL_ORDER = ("prompted_base", "rules_engine", "gradient_boosting", "api", "fine_tuned")
@@ -148,7 +148,8 @@ def generation_summary(
         deterministic = key in DETERMINISTIC
         out["consistency"], out["consistency_n"] = (1.0 if deterministic else None), len(records)
         if "red_flags" in records[0]:  # the rules engine states its flags and score
-            out.update(flag_agreement(records, [r["red_flags"] for r in rows]))
+            stated = [{**r, "red_flags": answer_flags(r)} for r in records]  # what its SPEC 2 answer would list
+            out.update(flag_agreement(stated, [answer_flags(r) for r in rows]))
             out["risk_score_mae"] = float(
                 np.mean([abs(p["risk_score"] - r["risk_score"]) for p, r in zip(records, rows, strict=True)])
             )
