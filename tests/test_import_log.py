@@ -195,6 +195,27 @@ def test_time_split_trains_on_the_past_and_validates_on_the_future(clean) -> Non
     assert ranges["train"][0] == min(times["train"]) and ranges["test"][1] == max(times["test"])
 
 
+def test_negative_subsampling_keeps_every_fraud_and_that_many_negatives_per_split(clean, tmp_path) -> None:
+    """data.legit_per_fraud (train, val) and data.test_legit_per_fraud: every FRAUD row stays, round(ratio x frauds)
+    LEGITIMATE rows are drawn from the same split, and the report keeps each split's natural fraud rate."""
+    whole = {s: read_jsonl(clean["csv_out"] / f"{s}.meta.jsonl") for s in ("train", "val", "test")}
+    out = tmp_path / "sub"
+    _import(clean["csv"], out, clean["key"], split="time", legit_per_fraud=2, test_legit_per_fraud=5)
+    report = json.loads((out / "import_report.json").read_text())["subsampled"]
+    for split, ratio in (("train", 2), ("val", 2), ("test", 5)):
+        before, after = whole[split], read_jsonl(out / f"{split}.meta.jsonl")
+        ids = {m["transaction_id"] for m in before}
+        frauds = [m["transaction_id"] for m in before if m["label"] == "FRAUD"]
+        assert frauds and [m["transaction_id"] for m in after if m["label"] == "FRAUD"] == frauds
+        legit = [m for m in after if m["label"] == "LEGITIMATE"]
+        assert len(legit) == min(round(ratio * len(frauds)), len(before) - len(frauds))
+        assert {m["transaction_id"] for m in after} <= ids  # the same rows, in the same split, fewer of them
+        assert report[split]["natural_fraud_rate"] == round(len(frauds) / len(before), 6)
+        assert report[split]["legitimate_kept"] == len(legit) and report[split]["fraud"] == len(frauds)
+    assert json.loads((out / "data_card.json").read_text())["subsampled"] == report
+    assert validate(out / "train.jsonl", count_tokens=False).ok
+
+
 def test_leakage_check_is_quiet_on_a_clean_log(clean) -> None:
     leakage = json.loads((clean["csv_out"] / "import_report.json").read_text())["leakage"]
     assert (leakage["warnings"], leakage["skipped"]) == ([], None)

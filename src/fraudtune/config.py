@@ -43,6 +43,18 @@ class DataConfig(Section):
         description="Rows a log import reads at a time (and sorts at a time when the file is not in time order): "
         "with the per-card state, what bounds its memory.",
     )
+    legit_per_fraud: float = Field(
+        0,
+        ge=0,
+        description="Log imports: LEGITIMATE rows kept per FRAUD row in train and validation, drawn at random from "
+        "each split (negative subsampling: a log with 1% fraud is mostly rows that teach little; 0 keeps all).",
+    )
+    test_legit_per_fraud: float = Field(
+        0,
+        ge=0,
+        description="The same for the test split (0 keeps its natural fraud rate; otherwise the import report gives "
+        "that rate, for eval.production_fraud_rate).",
+    )
     max_length: int = Field(512, ge=32, description="Token limit of one chat example; longer ones are truncated.")
     rule_min: int = Field(
         0,

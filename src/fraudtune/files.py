@@ -157,3 +157,14 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def progress(iterable: Any = None, **kwargs: Any) -> Any:
+    """A tqdm bar that also reaches a log file: redrawn every 2 s on a terminal, a line every 30 s elsewhere
+    (a batch job's log shows how far a long import got); nothing for work done within 5 s."""
+    import sys
+
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    return tqdm(iterable, mininterval=2 if tty else 30, delay=5, disable=False, **kwargs)

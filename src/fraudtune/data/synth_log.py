@@ -25,9 +25,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from fraudtune.errors import FraudtuneError
+from fraudtune.files import progress
 
 COLUMNS = (
     "trans_date_trans_time", "cc_num", "merchant", "category", "amt", "first", "last", "gender", "street", "city",
@@ -126,7 +125,7 @@ def synth_log(out: Path, n: int, seed: int, parquet: bool = False) -> dict[str, 
     out = Path(out)
     parquet = parquet or out.suffix == ".parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = tqdm(_rows(n, random.Random(seed)), total=n, desc="synth-log", unit="row", mininterval=2, disable=None)
+    rows = progress(_rows(n, random.Random(seed)), total=n, desc="synth-log", unit="row")
     written, frauds = (_write_parquet if parquet else _write_csv)(out, iter(rows))
     return {
         "out": str(out),

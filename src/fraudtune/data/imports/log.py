@@ -19,8 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from fraudtune import paths
 from fraudtune.config import DataConfig
 from fraudtune.data.csv_mapping import CsvMapping, load_mapping
@@ -35,6 +33,7 @@ from fraudtune.data.imports.timesort import Keyed, external_sort, is_sorted, key
 from fraudtune.data.imports.tokens import card_token, key_id, load_key
 from fraudtune.data.schema import validate_transaction
 from fraudtune.errors import FraudtuneError
+from fraudtune.files import progress
 from fraudtune.profile import Profile, load_profile
 
 log = logging.getLogger(__name__)
@@ -104,15 +103,15 @@ class LogImport:
 
     def execute(self, names: dict[str, str]) -> dict[str, Any]:
         rows, self.counts["rows"], self.order = self.ordered_rows()
-        for seconds, raw in tqdm(
-            rows, total=self.counts["rows"], desc="importing", unit="row", mininterval=2, disable=None
-        ):
+        for seconds, raw in progress(rows, total=self.counts["rows"], desc="importing", unit="row"):
             self.take(seconds, raw)
         if not self.counts["imported"]:
             self.writer.abort()
             why = "no rows past the warm-up (see log.warmup_min_history)" if self.counts["warmup"] else "no valid rows"
             return {**self.summary([]), "errors": [*self.errors(), f"{self.source.path}: {why}; nothing written"]}
-        counts = self.writer.finish(self.cfg.split, self.cfg.train_frac, self.cfg.val_frac, self.cfg.seed)
+        ratios = {"train": self.cfg.legit_per_fraud, "val": self.cfg.legit_per_fraud}
+        ratios["test"] = self.cfg.test_legit_per_fraud
+        counts = self.writer.finish(self.cfg.split, self.cfg.train_frac, self.cfg.val_frac, self.cfg.seed, ratios)
         warnings, skipped = leakage_warnings(self.table)
         report = self.report(names, counts, warnings, skipped)
         files = self.writer.publish(scrubbed(self.card(names, counts)), scrubbed(report))
@@ -238,6 +237,7 @@ class LogImport:
             "near_duplicates_dropped": self.counts["near_duplicates"],
             "token_key_id": key_id(self.key),
             "imported_at_rows": self.counts["rows"],
+            "subsampled": self.writer.subsampled,
         }
 
     def report(
@@ -258,6 +258,7 @@ class LogImport:
                 "file": None if self.keep_warmup else paths.WARMUP_META,
             },
             "split": {"method": self.cfg.split, **self.split_ranges(counts)},
+            "subsampled": self.writer.subsampled,
             "pii": {"action": self.mapping.pii, "values": self.counts["pii_values"], "first": self.pii},
             "rejected": {**self.rejections.summary(), "file": paths.REJECTED_ROWS},
             "leakage": {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import sys
 from collections import Counter
@@ -31,6 +32,7 @@ class DatasetWriter:
         }
         self.strata: list[str] = []  # category|label of each example, in arrival (time) order
         self.written: Counter[str] = Counter()
+        self.subsampled: dict[str, dict[str, Any]] = {}  # per split, when finish subsampled its negatives
 
     def add(self, example: Example) -> None:
         self._line(_ALL, {"messages": example.messages})
@@ -48,17 +50,28 @@ class DatasetWriter:
         self.written[name] += 1
 
     def finish(
-        self, method: str, train_frac: float, val_frac: float, seed: int
+        self,
+        method: str,
+        train_frac: float,
+        val_frac: float,
+        seed: int,
+        legit_per_fraud: dict[str, float] | None = None,
     ) -> dict[str, dict[str, dict[str, int]]]:
-        """Assign the splits, write the split files, and return {split: {category: {label: count}}}."""
+        """Assign the splits, write the split files, and return {split: {category: {label: count}}}.
+
+        `legit_per_fraud` ({split: ratio}, 0 or absent: keep all) keeps that many LEGITIMATE rows per FRAUD row of
+        the split, drawn at random; `self.subsampled` then says per split how many there were and were kept."""
         for handle in self._files.values():
             handle.close()
         names = _split_names(self.strata, method, train_frac, val_frac, seed)
+        keep = self._subsample(names, legit_per_fraud or {}, seed)
         targets = {"all": self.work / paths.DATASET, **{s: paths.split_file(self.work, s) for s in paths.SPLITS}}
         handles = {key: _open_pair(path) for key, path in targets.items()}
         counts: dict[str, Counter] = {}
         with open(self.work / _ALL, encoding="utf-8") as chats, open(self.work / _ALL_META, encoding="utf-8") as metas:
-            for chat, meta, split, stratum in zip(chats, metas, names, self.strata, strict=True):
+            for chat, meta, split, stratum, kept in zip(chats, metas, names, self.strata, keep, strict=True):
+                if not kept:
+                    continue
                 # the meta line gets its split as the last key, as write_dataset writes it
                 meta = f'{meta.rstrip()[:-1]}, "split": "{split}"}}\n'
                 for key in ("all", split):
@@ -71,6 +84,30 @@ class DatasetWriter:
         (self.work / _ALL).unlink()
         (self.work / _ALL_META).unlink()
         return {split: _nested(counts[split]) for split in ("all", *paths.SPLITS) if split in counts}
+
+    def _subsample(self, names: list[str], ratios: dict[str, float], seed: int) -> list[bool]:
+        """Which rows stay: every FRAUD row, and per split with a ratio, round(ratio x its frauds) LEGITIMATE rows
+        drawn without replacement (all of them when there are fewer)."""
+        keep = [True] * len(names)
+        rng = random.Random(seed)
+        for split in paths.SPLITS:
+            ratio = ratios.get(split) or 0
+            at = [i for i, name in enumerate(names) if name == split]
+            legit = [i for i in at if self.strata[i].endswith("|LEGITIMATE")]
+            frauds = len(at) - len(legit)
+            if ratio <= 0 or not at:
+                continue
+            kept = set(rng.sample(legit, min(len(legit), round(ratio * frauds))))
+            for i in legit:
+                keep[i] = i in kept
+            self.subsampled[split] = {
+                "legit_per_fraud": ratio,
+                "fraud": frauds,
+                "legitimate": len(legit),
+                "legitimate_kept": len(kept),
+                "natural_fraud_rate": round(frauds / len(at), 6),
+            }
+        return keep
 
     def publish(self, card: dict[str, Any], report: dict[str, Any]) -> list[str]:
         """Write data_card.json and the import report, then move every file into the output folder."""

@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from fraudtune.data.imports.sources import RawRow
+from fraudtune.files import progress
 
 Keyed = tuple[float, RawRow]  # (seconds since 1970, the row)
 
@@ -37,12 +38,15 @@ def keyed(rows: Iterable[RawRow], time_of: Callable[[RawRow], datetime | None]) 
 def is_sorted(chunks: Iterable[list[RawRow]], time_of: Callable[[RawRow], datetime | None]) -> tuple[bool, int]:
     """(whether the readable times never go back, number of rows): one pass over the time column."""
     last, ordered, count = -math.inf, True, 0
+    bar = progress(desc="checking time order", unit="row")
     for chunk in chunks:
         count += len(chunk)
+        bar.update(len(chunk))
         for seconds, _ in keyed(chunk, time_of):
             if seconds < last and seconds != -math.inf:
                 ordered = False
             last = max(last, seconds)
+    bar.close()
     return ordered, count
 
 
