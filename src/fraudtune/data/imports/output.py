@@ -87,7 +87,7 @@ class DatasetWriter:
 
     def _subsample(self, names: list[str], ratios: dict[str, float], seed: int) -> list[bool]:
         """Which rows stay: every FRAUD row, and per split with a ratio, round(ratio x its frauds) LEGITIMATE rows
-        drawn without replacement (all of them when there are fewer)."""
+        drawn without replacement (all of them when there are fewer); a split without a FRAUD row stays whole."""
         keep = [True] * len(names)
         rng = random.Random(seed)
         for split in paths.SPLITS:
@@ -95,7 +95,7 @@ class DatasetWriter:
             at = [i for i, name in enumerate(names) if name == split]
             legit = [i for i in at if self.strata[i].endswith("|LEGITIMATE")]
             frauds = len(at) - len(legit)
-            if ratio <= 0 or not at:
+            if ratio <= 0 or not frauds:  # no fraud to balance against: the split stays whole
                 continue
             kept = set(rng.sample(legit, min(len(legit), round(ratio * frauds))))
             for i in legit:
