@@ -29,16 +29,19 @@ demo: $(STAMP)
 	$(PY) -m fraudtune.cli demo --config configs/default.yaml --resume
 
 # bring your own data, end to end on a synthetic card log of the common public shape: import (point-in-time
-# features, card tokens under a key kept outside the data folder, split by time), train, evaluate
+# features, card tokens under a key kept outside the data folder, split by time, one negative per fraud in train
+# and validation, five in test), train, evaluate (precision reweighted to the test's natural fraud rate)
 BYOD := runs/byod
 demo-byod: $(STAMP)
 	mkdir -p $(BYOD)
 	test -s $(BYOD)/token.key || $(PY) -c "import secrets; print(secrets.token_hex(32))" > $(BYOD)/token.key
-	test -s $(BYOD)/log.csv || $(PY) -m fraudtune.cli data synth-log --n 800 --seed 11 --out $(BYOD)/log.csv
+	test -s $(BYOD)/log.csv || $(PY) -m fraudtune.cli data synth-log --n 60000 --seed 11 --out $(BYOD)/log.csv
 	test -s $(BYOD)/run/data/train.jsonl || $(PY) -m fraudtune.cli data import $(BYOD)/log.csv \
-		--map configs/cardlog_mapping.example.yaml --key-file $(BYOD)/token.key --split time --out $(BYOD)/run/data
+		--map configs/cardlog_mapping.example.yaml --key-file $(BYOD)/token.key --split time \
+		--set data.legit_per_fraud=1 --set data.test_legit_per_fraud=5 --out $(BYOD)/run/data
 	$(PY) -m fraudtune.cli train --config configs/default.yaml --run-dir $(BYOD)/run
-	$(PY) -m fraudtune.cli evaluate --config configs/default.yaml --run-dir $(BYOD)/run
+	$(PY) -m fraudtune.cli evaluate --config configs/default.yaml --run-dir $(BYOD)/run --set eval.production_fraud_rate=$$( \
+		$(PY) -c "import json; print(json.load(open('$(BYOD)/run/data/import_report.json'))['subsampled']['test']['natural_fraud_rate'])")
 
 demo-tiny: $(STAMP)
 	$(PY) -m fraudtune.cli demo --config configs/tiny.yaml --run-dir runs/tiny
