@@ -368,8 +368,13 @@ def test_evidence_first_answers_state_flags_and_score_before_the_verdict(tmp_pat
         assert lines[2] == meta["label"] and lines[3].startswith("Reasoning: ")
         parsed = parse_answer(text, PROFILE)
         assert parsed.error is None and parsed.label == meta["label"] and parsed.risk_score == meta["risk_score"]
+        # the evidence is every signal that fired, whatever the verdict; the record keeps SPEC 2's "LEGITIMATE: []"
+        assert sorted(parsed.signals) == sorted(meta["red_flags"])
+        assert parsed.red_flags == (parsed.signals if meta["label"] == "FRAUD" else [])
         if meta["deciding_rule"]:  # the deciding company rule is the first flag written
             assert parsed.red_flags[0] == meta["deciding_rule"]
+    minor = [m for m in metas if m["label"] == "LEGITIMATE" and m["red_flags"]]
+    assert minor  # legitimate rows with minor signals, whose evidence is not empty
 
 
 def test_twins_are_minimal_pairs_across_the_rule_in_their_anchors_split(tmp_path: Path) -> None:

@@ -185,6 +185,23 @@ def test_evidence_first_reads_the_verdict_after_the_written_evidence(predictor, 
         assert record["prompt_tokens"] == len(prompt) and "no 'Risk Score: 0-100' line" in record["error"]
 
 
+def test_evidence_first_record_lists_the_flags_of_a_fraud_verdict_only(predictor, transactions, monkeypatch):
+    """The evidence lists every signal that fired; the record keeps SPEC 2's shape: a LEGITIMATE verdict's
+    red_flags are empty, its signals stay in the evidence text, and its score is the one written."""
+    from dataclasses import replace
+
+    import fraudtune.predict as predict_module
+    from fraudtune.modeling.inference import Answer
+
+    texts = [f"Red Flags: [New device (first use)]\nRisk Score: {score}\n" for score in (10, 60)]
+    written = [Answer(text=t, ids=[1], fraud_probability=0.5, first_ms=0.0, total_ms=0.0) for t in texts]
+    monkeypatch.setattr(predict_module, "verdict_scores", lambda *a, **k: ([0.1, 0.9], written))
+    records = replace(predictor, answer_order="evidence_first").score(transactions[:2])
+    assert [r["label"] for r in records] == ["LEGITIMATE", "FRAUD"]
+    assert records[0]["red_flags"] == [] and records[1]["red_flags"] == ["NEW_DEVICE"]
+    assert [r["risk_score"] for r in records] == [10, 60] and records[0]["evidence"] == texts[0]
+
+
 def test_generation_stops_after_the_score_line():
     """The stopping rule of evidence-first scoring, per row: done once 'Risk Score: N' and its newline are out."""
     from fraudtune.modeling.inference import until_evidence

@@ -23,6 +23,9 @@ def test_study_trains_each_setting_and_judges_all_on_one_test_set(tiny_cfg, tmp_
     table = capsys.readouterr().out
     assert "| small | 32 |" in table and "| more-rules |" in table
     assert "## Borderline accuracy per generic score (FRAUD iff >= 50)" in table
+    from fraudtune.runmeta import cpu_info
+
+    assert f"(trained on {cpu_info()['model']}, {cpu_info()['cores']} cores" in table  # train times need the CPU
 
     summary = json.loads((run_dir / paths.STUDY_JSON).read_text())
     assert (run_dir / paths.STUDY_CHART).stat().st_size > 10_000 and (run_dir / paths.STUDY_MD).exists()

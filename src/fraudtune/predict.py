@@ -60,7 +60,8 @@ class Predictor:
             for p, ids in zip(probs, prompts.ids, strict=True)
         ]
         for record, e in zip(records, evidence or [], strict=False):
-            risk_score, red_flags, error = parse_evidence(e.text, self.profile)
+            risk_score, signals, error = parse_evidence(e.text, self.profile)
+            red_flags = signals if record["label"] == LABELS[0] else []  # SPEC 2: a LEGITIMATE record lists none
             record.update(risk_score=risk_score, red_flags=red_flags, evidence=e.text)
             record.update(completion_tokens=e.completion_tokens + 1)
             if error:

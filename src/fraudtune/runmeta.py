@@ -32,6 +32,23 @@ def versions() -> dict[str, str]:
     return found
 
 
+CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # what decides a CPU step's speed and precision
+
+
+def cpu_info() -> dict[str, Any]:
+    """Model name, cores and the vector features that set a CPU run's speed (train time is comparable only
+    between runs on the same kind of CPU: fp32 on AVX2 trains several times slower than bf16 on AVX512-BF16)."""
+    import os
+
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"cores": os.cpu_count()}
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), None)
+    flags = set(text.split())
+    return {"model": model, "cores": os.cpu_count(), "features": [f for f in CPU_FEATURES if f in flags]}
+
+
 def set_status(run_dir: Path, stage: str, status: str, **extra: Any) -> None:
     """Record a stage's status (running|done|failed|cancelled) in meta.json, creating it on first use."""
     path = Path(run_dir) / RUN_META
@@ -47,6 +64,7 @@ def set_status(run_dir: Path, stage: str, status: str, **extra: Any) -> None:
                 "system": platform.system(),
                 "python": platform.python_version(),
                 "processor": platform.processor(),
+                "cpu": cpu_info(),
             },
             "stages": {},
         }

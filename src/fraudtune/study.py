@@ -162,6 +162,7 @@ def run_setting(
         "scoring_commit": git_sha(),
         "n_train": len(train_metas),
         "train_seconds": summary["train_seconds"],
+        "train_cpu": read_json(setting_dir / paths.RUN_META).get("host", {}).get("cpu"),
         "epochs_run": summary["epochs_run"],
         "trainable_params": summary["trainable_params"],
         "best_checkpoint": summary["best_checkpoint"],
@@ -254,6 +255,14 @@ def judge(records: list[dict[str, Any]], rows: list[dict[str, Any]], profile: Pr
     }
 
 
+def _cpu_note(cpu: dict[str, Any] | None) -> str:
+    """' (trained on AMD EPYC, 2 cores, avx2)': train minutes compare only on the same kind of CPU."""
+    if not cpu:
+        return ""
+    features = ", ".join(cpu.get("features") or []) or "no AVX2"
+    return f" (trained on {cpu.get('model') or 'a CPU'}, {cpu.get('cores')} cores, {features})"
+
+
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
@@ -309,7 +318,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "## Settings",
         "",
         *(
-            f"- `{name}`: `{' '.join(r['overrides']) or '(the base config)'}`"
+            f"- `{name}`: `{' '.join(r['overrides']) or '(the base config)'}`{_cpu_note(r.get('train_cpu'))}"
             for name, r in summary["settings"].items()
         ),
         *(

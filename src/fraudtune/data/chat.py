@@ -126,16 +126,19 @@ def render_assistant(
 ) -> str:
     """The SPEC 2 answer: label, score, flag phrases with fixed heads, and a varied reasoning.
 
-    LEGITIMATE answers list no red flags (SPEC 2); minor signals below the threshold are named in the reasoning.
-    `order` evidence_first writes red flags and score before the verdict line (SPEC 2 allows either); there the
-    company rules' flags come first, so that the first flag written is the one that decides.
+    Verdict first, LEGITIMATE answers list no red flags (SPEC 2); minor signals below the threshold are named in the
+    reasoning. `order` evidence_first writes the evidence before the verdict (SPEC 2 allows either): every signal
+    that fired, on either label (the company rules' flags first), then the risk score they add up to, then the
+    verdict, which the score and the flags decide. Listing only a FRAUD answer's flags there would make the first
+    flag token the decision again; `parse_answer` keeps the record as SPEC 2 has it (a LEGITIMATE answer's
+    signals stay in its text, not in its red_flags).
 
     `reasoning` replaces the generated sentence (imported data whose label comes from the issuer's case review).
     """
     facts = detail_facts(txn)
     codes = verdict.red_flags if verdict.label == "FRAUD" else []
     if order == "evidence_first":
-        codes = sorted(codes, key=lambda c: profile.rule(c).kind == "generic")
+        codes = sorted(verdict.red_flags, key=lambda c: profile.rule(c).kind == "generic")
     flags = f"Red Flags: [{', '.join(red_flag_phrase(profile.rule(code), facts) for code in codes)}]"
     score = f"Risk Score: {verdict.risk_score}"
     lines = [verdict.label, score, flags] if order == "verdict_first" else [flags, score, verdict.label]
@@ -217,6 +220,7 @@ class ParsedAnswer:
     label: str | None = None
     risk_score: int | None = None
     red_flags: list[str] = field(default_factory=list)
+    signals: list[str] = field(default_factory=list)  # every flag listed (evidence first: a LEGITIMATE one's too)
     unknown_flags: list[str] = field(default_factory=list)
     reasoning: str = ""
     error: str | None = None
@@ -256,7 +260,10 @@ def parse_answer(text: str, profile: Profile) -> ParsedAnswer:
         problems.append("no 'Risk Score: 0-100' line")
     flags = _FLAGS.search(text)
     if flags:
-        out.red_flags, out.unknown_flags = _flag_codes(flags.group(1), profile)
+        out.signals, out.unknown_flags = _flag_codes(flags.group(1), profile)
+        # evidence first, the list holds every signal that fired; SPEC 2's record lists a LEGITIMATE answer's none
+        evidence_first = _LABEL.match(text) is None
+        out.red_flags = [] if evidence_first and out.label == "LEGITIMATE" else list(out.signals)
     else:
         problems.append("no 'Red Flags: [...]' line")
     out.reasoning = reason.group(1).strip() if reason else ""
@@ -267,7 +274,8 @@ def parse_answer(text: str, profile: Profile) -> ParsedAnswer:
 
 
 def parse_evidence(text: str, profile: Profile) -> tuple[int | None, list[str], str | None]:
-    """Risk score and flag codes of an evidence-first answer's first lines (read before its verdict)."""
+    """Risk score and flag codes (every signal listed) of an evidence-first answer's first lines (read before its
+    verdict; the record keeps them only for a FRAUD verdict)."""
     score, flags = _SCORE.search(text or ""), _FLAGS.search(text or "")
     problems = [] if flags else ["no 'Red Flags: [...]' line"]
     risk_score = int(score.group(1)) if score and 0 <= int(score.group(1)) <= 100 else None
