@@ -223,14 +223,23 @@ def test_decision_weight_scales_only_the_first_answer_token():
 @pytest.mark.parametrize(
     ("answer", "weighted"),
     [
-        # verdict first: the verdict's first token, the '[' token and the first token of each flag
+        # verdict first: the verdict's first token, the score's digits, the '[' token, the first token of each
+        # flag and the token after each flag (another one follows, or the list ends)
         (
             "FRAUD\nRisk Score: 90\nRed Flags: [Manual key entry (TC-07, $620.00), New device (first use)]\n"
             "Reasoning: x",
-            [("F", 10.0), (" [", 3.0), ("Man", 3.0), (" New", 3.0)],
+            [("F", 10.0), ("9", 3.0), ("0", 3.0), (" [", 3.0), ("Man", 3.0), ("),", 3.0), (" New", 3.0), (")]", 3.0)],
         ),
-        # evidence first, no flags: ' []' says so in one token, then the verdict
-        ("Red Flags: []\nRisk Score: 10\nLEGITIMATE\nReasoning: y", [(" []", 3.0), ("LEG", 10.0)]),
+        # evidence first, no flags: ' []' says so in one token, then the score and the verdict
+        (
+            "Red Flags: []\nRisk Score: 10\nLEGITIMATE\nReasoning: y",
+            [(" []", 3.0), ("1", 3.0), ("0", 3.0), ("LEG", 10.0)],
+        ),
+        # evidence first, a legitimate answer's minor signal stated before its score and verdict
+        (
+            "Red Flags: [New device (first use)]\nRisk Score: 10\nLEGITIMATE\nReasoning: y",
+            [(" [", 3.0), ("New", 3.0), (")]", 3.0), ("1", 3.0), ("0", 3.0), ("LEG", 10.0)],
+        ),
     ],
 )
 def test_answer_weights_mark_the_verdict_and_the_flag_openings(tokenizer, answer: str, weighted: list) -> None:

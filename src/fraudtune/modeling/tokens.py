@@ -23,7 +23,7 @@ def encode_example(
 
     Prompt and answer are tokenised separately so the label boundary is exact; an example longer than
     `max_length` is cut from the right and marked truncated. `weights` (decision, flags) adds a per-token loss
-    weight: the verdict token gets the first, the tokens that open the flag list and each flag the second.
+    weight: the verdict token gets the first, the tokens that decide the flags and the score the second.
     """
     prompt_ids = tokenizer(prompt_text(messages, tokenizer), add_special_tokens=False)["input_ids"]
     answer = messages[-1]["content"] + tokenizer.eos_token  # <|im_end|> closes the turn: the model learns to stop
@@ -46,11 +46,13 @@ def encode_example(
 
 _VERDICT_LINE = re.compile(r"^(FRAUD|LEGITIMATE)\b", re.MULTILINE)
 _FLAGS_OPEN = re.compile(r"^Red Flags: \[", re.MULTILINE)
+_SCORE_VALUE = re.compile(r"^Risk Score: (\d+)", re.MULTILINE)
 
 
 def answer_weights(answer: str, offsets: list[tuple[int, int]], decision: float, flags: float) -> list[float]:
-    """Loss weight per answer token: `decision` on the verdict token, `flags` on the token holding the list's
-    '[' (it says whether any flag follows) and on the first token of each flag, 1 elsewhere.
+    """Loss weight per answer token: `decision` on the verdict token; `flags` on each token where the evidence
+    is decided: the one holding the list's '[' (whether any flag follows), the first token of each flag, the
+    token after each flag (',' for another one or ']' for the end) and the score's digits; 1 elsewhere.
 
     The tokens that decide carry few of an answer's ~70 supervised positions; weighting them keeps the
     classification from drowning in the wording of the reasoning."""
@@ -70,6 +72,14 @@ def answer_weights(answer: str, offsets: list[tuple[int, int]], decision: float,
                 i
             ] != "]":
                 marks[i] = flags
+            if answer[i] == "," and depth == 0:  # another flag follows
+                marks[i] = flags
+        if close > bracket + 1:  # the end of a non-empty list
+            marks[close] = flags
+    score = _SCORE_VALUE.search(answer)
+    if score:
+        for i in range(score.start(1), score.end(1)):
+            marks[i] = flags
     weights = [1.0] * len(offsets)
     for char, weight in marks.items():
         token = next((t for t, (a, b) in enumerate(offsets) if a <= char < b), None)
