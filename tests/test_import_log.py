@@ -762,3 +762,28 @@ def test_a_card_token_ignores_how_the_number_is_separated() -> None:
     assert len({card_token(key, form) for form in forms}) == 1
     assert card_token(key, forms[0]) != card_token(b"j" * 32, forms[0])
     assert card_token(key, forms[0]).startswith("K-") and len(card_token(key, forms[0])) == 22
+
+
+def test_train_and_evaluate_on_an_imported_log_write_no_personal_value(tmp_path) -> None:
+    """Import (time split, fewer negatives), then `fraudtune train` and `fraudtune evaluate` on the tiny model: no
+    card number, name, street or birth date in any file of the run, adapter and reports included."""
+    from conftest import TINY_CONFIG
+
+    log, run = tmp_path / "log.csv", tmp_path / "run"
+    synth_log(log, 12000, seed=11)
+    _import(log, run / "data", _key_file(tmp_path), split="time", legit_per_fraud=1, test_legit_per_fraud=2)
+    cfg = ["--config", str(TINY_CONFIG), "--run-dir", str(run), "--set", "train.threads=1", "--set", "train.epochs=1"]
+    assert main(["train", *cfg]) == 0
+    assert main(["evaluate", *cfg]) == 0
+    evaluation = json.loads((run / "eval.json").read_text())
+    assert {"fine_tuned", "gradient_boosting"} <= set(evaluation["models"])
+    rows = _rows(log)
+    exact = {r[c].encode() for r in rows for c in ("cc_num", "street", "dob")}
+    words = {r[c] for r in rows for c in ("first", "last")}
+    name_pattern = re.compile(rb"\b(" + b"|".join(w.encode() for w in sorted(words)) + rb")\b")
+    written = [p for p in run.rglob("*") if p.is_file()]
+    assert len(written) > 20
+    for path in written:
+        data = path.read_bytes()
+        assert not [v for v in exact if v in data], path
+        assert not name_pattern.search(data), (path, name_pattern.search(data))
