@@ -353,6 +353,8 @@ def test_rule_min_adds_rule_cases_and_near_misses_on_top_of_the_plain_rows() -> 
     for intents in (base, topped):  # the near-miss top-ups are matched by borderline frauds: balanced labels
         border = [i.label for i in intents if i.category == "borderline"]
         assert border.count("FRAUD") == border.count("LEGITIMATE")
+    for n in (16, 17, 33):  # without top-ups the size is n exactly, odd borderline counts included
+        assert len(plan(n, PROFILE, random.Random(1))) == n
     assert sum(i.category == "borderline" for i in topped) > sum(i.category == "borderline" for i in base) == 120
 
 
