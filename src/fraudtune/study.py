@@ -155,14 +155,15 @@ def run_setting(
     write_predictions(setting_dir / paths.STUDY_PREDICTIONS, scored, rows)
     gb = GradientBoosting(scfg.seed).fit([m["transaction"] for m in train_metas], [m["label"] for m in train_metas])
     tuned, boosted = judge(scored, rows, profile), judge(gb.predict(transactions), rows, profile)
+    meta = read_json(setting_dir / paths.RUN_META)
     result = {
         "name": name,
         "overrides": overrides,
-        "train_commit": read_json(setting_dir / paths.RUN_META).get("git_sha"),
+        "train_commit": meta.get("git_sha"),
         "scoring_commit": git_sha(),
         "n_train": len(train_metas),
         "train_seconds": summary["train_seconds"],
-        "train_cpu": read_json(setting_dir / paths.RUN_META).get("host", {}).get("cpu"),
+        "train_cpu": meta.get("host", {}).get("cpu"),
         "epochs_run": summary["epochs_run"],
         "trainable_params": summary["trainable_params"],
         "best_checkpoint": summary["best_checkpoint"],

@@ -120,8 +120,7 @@ def plan(n: int, profile: Profile, rng: random.Random, rule_min: int = 0, train_
     intents += _negatives("clear_legitimate", n_legit - k_legit, legit_near)
     border_legit = _negatives("borderline", n_border - fraud_half - k_border, border_near)
     # as many borderline frauds as borderline negatives: the near-miss top-ups must not tilt the score threshold
-    # (a k=100 set held 400 borderline frauds against 1,164 negatives, and its model called a third of the test's
-    # borderline frauds LEGITIMATE)
+    # (without this a k=100 set held 400 borderline frauds against 1,164 negatives)
     intents += [Intent("borderline", "FRAUD")] * (fraud_half + len(border_near) - k_border)
     intents += border_legit
     intents += [Intent("company_specific", "FRAUD", rule=code, pick=pick) for code, pick in company]

@@ -248,11 +248,9 @@ def load_checkpoint_for_inference(cfg: Any, checkpoint_dir: Path) -> tuple[Any, 
 
 def cpu_has_fast_bf16() -> bool:
     """True on a CPU with AVX512-BF16 or AMX (bf16 matmuls faster than fp32); without them bf16 is ~50x slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    from fraudtune.runmeta import cpu_info
+
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_info().get("features", [])))
 
 
 def inference_dtype(precision: str) -> torch.dtype:

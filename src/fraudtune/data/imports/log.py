@@ -109,8 +109,8 @@ class LogImport:
             self.writer.abort()
             why = "no rows past the warm-up (see log.warmup_min_history)" if self.counts["warmup"] else "no valid rows"
             return {**self.summary([]), "errors": [*self.errors(), f"{self.source.path}: {why}; nothing written"]}
-        ratios = {"train": self.cfg.legit_per_fraud, "val": self.cfg.legit_per_fraud}
-        ratios["test"] = self.cfg.test_legit_per_fraud
+        cfg = self.cfg
+        ratios = {"train": cfg.legit_per_fraud, "val": cfg.legit_per_fraud, "test": cfg.test_legit_per_fraud}
         counts = self.writer.finish(self.cfg.split, self.cfg.train_frac, self.cfg.val_frac, self.cfg.seed, ratios)
         warnings, skipped = leakage_warnings(self.table)
         report = self.report(names, counts, warnings, skipped)

@@ -92,10 +92,12 @@ class DatasetWriter:
         rng = random.Random(seed)
         for split in paths.SPLITS:
             ratio = ratios.get(split) or 0
+            if ratio <= 0:
+                continue
             at = [i for i, name in enumerate(names) if name == split]
             legit = [i for i in at if self.strata[i].endswith("|LEGITIMATE")]
             frauds = len(at) - len(legit)
-            if ratio <= 0 or not frauds:  # no fraud to balance against: the split stays whole
+            if not frauds:  # no fraud to balance against: the split stays whole
                 continue
             kept = set(rng.sample(legit, min(len(legit), round(ratio * frauds))))
             for i in legit:
