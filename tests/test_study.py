@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from spec_oracle import DOCUMENTED, HISTORICAL, read_jsonl, spec_flags, spec_generic_score
 
 from fraudtune import paths
@@ -107,3 +108,36 @@ def test_study_refuses_a_test_seed_equal_to_a_training_seed(tiny_cfg, tmp_path, 
     config.write_text(json.dumps(raw))
     assert main(["study", "--config", str(config), "--run-dir", str(tmp_path / "s")]) == 1
     assert "eval.test_seed (1007) is a setting's data.seed" in capsys.readouterr().err
+
+
+def test_a_killed_scoring_pass_continues_after_its_last_chunk(tmp_path, monkeypatch):
+    from fraudtune import study as study_module
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights one")
+    rows = [{"transaction_id": f"T{i}", "transaction": {"amount": i}} for i in range(7)]
+    calls: list[list[int]] = []
+
+    class Scorer:
+        def __init__(self, fail_after: int | None = None) -> None:
+            self.fail_after = fail_after
+
+        def score(self, transactions, batch_size, progress=False):
+            if self.fail_after is not None and len(calls) == self.fail_after:
+                raise KeyboardInterrupt
+            calls.append([t["amount"] for t in transactions])
+            return [{"label": "FRAUD" if t["amount"] % 2 else "LEGITIMATE", "p": t["amount"]} for t in transactions]
+
+    monkeypatch.setattr(study_module, "SCORING_CHUNK", 3)
+    partial = tmp_path / "partial.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        study_module.score_resumable(Scorer(fail_after=2), adapter, rows, 4, partial)
+    assert calls == [[0, 1, 2], [3, 4, 5]]
+    records, seconds = study_module.score_resumable(Scorer(), adapter, rows, 4, partial)
+    assert calls[-1] == [6]  # only the chunk the kill left
+    assert [r["p"] for r in records] == list(range(7)) and seconds >= 0
+    # answers of another adapter are not reused
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights two")
+    study_module.score_resumable(Scorer(), adapter, rows, 4, partial)
+    assert calls[-3:] == [[0, 1, 2], [3, 4, 5], [6]]

@@ -13,7 +13,7 @@ from fraudtune import paths
 from fraudtune.errors import FraudtuneError
 from fraudtune.files import read_jsonl
 from fraudtune.modeling.tokens import IGNORE_INDEX, encode_example
-from fraudtune.train import EarlyStopping, EpochCheckpoints, select_best, train
+from fraudtune.train import EarlyStopping, EpochCheckpoints, checkpoint_seconds, last_checkpoint, select_best, train
 
 EXPECTED_RUN_FILES = {
     "config.yaml",
@@ -502,3 +502,77 @@ def test_a_balanced_run_trains(tmp_path):
 
     summary = train(tiny_config("train.category_balance=true", "train.epochs=1", "data.rule_min=4"), tmp_path)
     assert summary["epochs_run"] == 1
+
+
+def test_a_run_killed_mid_epoch_resumes_from_its_step_checkpoint(tmp_path, monkeypatch, caplog):
+    """train.save_steps: a checkpoint within the epoch (the newest kept), the frozen layers' output read back
+    from the run folder, and the same adapter as a run that was never killed."""
+    cfg = tiny_config(
+        "model.tiny_layers=4", "lora.top_layers=1", "train.epochs=2", "train.save_steps=3", "train.batch_size=4"
+    )
+    straight = train(cfg, tmp_path / "straight")
+    assert straight["steps"] > 6, "the test needs step checkpoints that are not epoch ends"
+    assert not (tmp_path / "straight" / paths.CHECKPOINTS_DIR / paths.FROZEN_DIR).exists()
+    assert not list((tmp_path / "straight" / paths.CHECKPOINTS_DIR).glob("step-*"))
+
+    original = EpochCheckpoints.on_save
+    seen: list[str] = []
+
+    def stop_at_the_second_step_checkpoint(self, args, state, control, **kwargs):
+        original(self, args, state, control, **kwargs)
+        if not self.epoch_end:
+            seen.append(state.global_step)
+            if len(seen) == 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(EpochCheckpoints, "on_save", stop_at_the_second_step_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "killed")
+    root = tmp_path / "killed" / paths.CHECKPOINTS_DIR
+    assert [p.name for p in root.glob("step-*")] == [f"step-{seen[-1]}"]  # only the newest
+    assert list((root / paths.FROZEN_DIR).glob("part-*.pt"))
+    assert last_checkpoint(tmp_path / "killed").endswith(f"step-{seen[-1]}")
+    assert checkpoint_seconds(last_checkpoint(tmp_path / "killed")) > 0
+
+    monkeypatch.setattr(EpochCheckpoints, "on_save", original)
+    with caplog.at_level("INFO", logger="fraudtune.train"):
+        resumed = train(cfg, tmp_path / "killed", resume=True)
+    assert "read back from" in caplog.text
+    assert resumed["steps"] == straight["steps"]
+    assert resumed["train_seconds_total"] >= resumed["train_seconds"] * 0.5
+    assert not (root / paths.FROZEN_DIR).exists()
+    a = load_file(tmp_path / "straight" / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    b = load_file(tmp_path / "killed" / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
+
+
+def test_a_stale_frozen_part_is_computed_again(tmp_path, tokenizer):
+    """A stored part of the frozen layers' output is used only for the same token ids."""
+    from fraudtune.train import build_model, cache_frozen_states
+
+    cfg = tiny_config("model.tiny_layers=4", "lora.top_layers=1")
+    model, tok = build_model(cfg)
+    examples = [{"input_ids": tok(f"transaction {i} " * (i + 1))["input_ids"]} for i in range(5)]
+    split, _ = cache_frozen_states(cfg, model, tok, examples, tmp_path)
+    first = [e["hidden"].clone() for e in examples]
+    changed = [{"input_ids": list(e["input_ids"])} for e in examples]
+    changed[0]["input_ids"][0] = (changed[0]["input_ids"][0] + 1) % 100
+    cache_frozen_states(cfg, model, tok, changed, tmp_path)
+    assert split == 3
+    assert not torch.equal(changed[0]["hidden"], first[0])
+    again = [{"input_ids": list(e["input_ids"])} for e in examples]
+    cache_frozen_states(cfg, model, tok, again, tmp_path)
+    for a, b in zip(again, first, strict=True):
+        assert torch.equal(a["hidden"], b)
+
+
+def test_validation_accuracy_on_a_fixed_share_keeping_both_labels():
+    from fraudtune.train import scored_subset
+
+    chats = [[{"role": "assistant", "content": "FRAUD" if i % 4 == 0 else "LEGITIMATE"}] for i in range(100)]
+    subset = scored_subset(chats, 20, 0)
+    labels = [c[-1]["content"] for c in subset]
+    assert len(subset) == 20 and labels.count("FRAUD") == 5
+    assert scored_subset(chats, 20, 0) == subset
+    assert scored_subset(chats, 0, 0) is chats

@@ -147,6 +147,20 @@ class TrainConfig(Section):
         2, ge=0, description="Epochs without val-loss improvement before stopping (0: off)."
     )
     logging_steps: int = Field(10, ge=1, description="Optimizer steps between metrics.jsonl lines.")
+    save_steps: int = Field(
+        0,
+        ge=0,
+        description="Also checkpoint every this many optimizer steps within an epoch (0: at epoch ends only), so "
+        "that a killed run resumes near where it stopped; only the newest such checkpoint is kept, and the best "
+        "is still chosen among the epoch ends.",
+    )
+    val_score_n: int = Field(
+        0,
+        ge=0,
+        description="Validation rows whose verdict is scored after each epoch for the validation accuracy (a fixed "
+        "draw, both labels kept in proportion; 0: all). Evidence-first answers are generated for it, which "
+        "costs seconds per row on a CPU; the validation loss always uses every row.",
+    )
     eval_batch_size: int = Field(16, ge=1, description="Batch size for validation loss and scoring.")
     threads: int = Field(0, ge=0, description="torch CPU threads (0: torch's default).")
     group_by_length: bool = Field(

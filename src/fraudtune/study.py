@@ -4,7 +4,8 @@ Every setting of `study.settings` (overrides of the study's config) is one train
 them, and gradient boosting trained on each setting's same rows, are judged on one fresh test set (SPEC 4 shares)
 per slice: clear fraud, clear legitimate, borderline, near-miss negatives, documented rules, historical
 patterns and rule-only cases. Rerunning resumes: finished settings are read back, a killed one continues from
-its last epoch. Writes RUN/knowledge_study.json, .md and .png.
+its last checkpoint (train.save_steps puts some within an epoch), and a killed scoring pass from its last chunk.
+Writes RUN/knowledge_study.json, .md and .png.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from fraudtune.evaluate import metrics
 from fraudtune.evaluate.baselines import GradientBoosting, rules_engine
 from fraudtune.evaluate.summary import slices
 from fraudtune.evaluate.testset import TestSet, read_meta, without_overlap
-from fraudtune.files import read_json, write_json, write_jsonl, write_text_atomic
+from fraudtune.files import append_jsonl, read_json, read_jsonl_lenient, write_json, write_jsonl, write_text_atomic
 from fraudtune.profile import Profile, load_profile
 from fraudtune.runmeta import git_sha
 
@@ -149,9 +150,10 @@ def run_setting(
     rows, dropped = without_overlap(test.rows, seen)
     transactions = [r["transaction"] for r in rows]
     predictor = load(setting_dir / paths.ADAPTER_DIR)
-    began = time.perf_counter()
-    scored = predictor.score(transactions, scfg.train.eval_batch_size, progress=True)
-    scoring_seconds = time.perf_counter() - began
+    partial = setting_dir / paths.STUDY_SCORING
+    scored, scoring_seconds = score_resumable(
+        predictor, setting_dir / paths.ADAPTER_DIR, rows, scfg.train.eval_batch_size, partial
+    )
     write_predictions(setting_dir / paths.STUDY_PREDICTIONS, scored, rows)
     gb = GradientBoosting(scfg.seed).fit([m["transaction"] for m in train_metas], [m["label"] for m in train_metas])
     tuned, boosted = judge(scored, rows, profile), judge(gb.predict(transactions), rows, profile)
@@ -162,7 +164,7 @@ def run_setting(
         "train_commit": meta.get("git_sha"),
         "scoring_commit": git_sha(),
         "n_train": len(train_metas),
-        "train_seconds": summary["train_seconds"],
+        "train_seconds": summary.get("train_seconds_total", summary["train_seconds"]),
         "train_cpu": meta.get("host", {}).get("cpu"),
         "epochs_run": summary["epochs_run"],
         "trainable_params": summary["trainable_params"],
@@ -179,7 +181,50 @@ def run_setting(
     }
     result["train_fit"] = train_fit(setting_dir, cfg.study.fit_n, cfg.seed, profile, predictor)
     write_json(done, result)
+    partial.unlink(missing_ok=True)
     return result
+
+
+SCORING_CHUNK = 50  # test transactions scored between two appends to the partial answers file
+
+
+def score_resumable(
+    predictor: Any, adapter_dir: Path, rows: list[dict[str, Any]], batch_size: int, partial: Path
+) -> tuple[list[dict[str, Any]], float]:
+    """The predictor's answers for the test rows and the seconds they took, in chunks appended to `partial`: a
+    killed scoring pass continues after the last chunk written (answers of another adapter are not reused)."""
+    adapter = adapter_digest(adapter_dir)
+    done: dict[str, dict[str, Any]] = {}
+    seconds = 0.0
+    for line in read_jsonl_lenient(partial):
+        if line.get("adapter") == adapter:
+            done[line["transaction_id"]] = line["record"]
+            seconds += line["seconds"]
+    if done:
+        log.info("scoring: %d of %d test answers read back from %s", len(done), len(rows), partial)
+    todo = [r for r in rows if r["transaction_id"] not in done]
+    for start in range(0, len(todo), SCORING_CHUNK):
+        chunk = todo[start : start + SCORING_CHUNK]
+        began = time.perf_counter()
+        records = predictor.score([r["transaction"] for r in chunk], batch_size, progress=True)
+        cost = time.perf_counter() - began
+        seconds += cost
+        for row, record in zip(chunk, records, strict=True):
+            done[row["transaction_id"]] = record
+            line = {"adapter": adapter, "transaction_id": row["transaction_id"], "seconds": cost / len(chunk)}
+            append_jsonl(partial, {**line, "record": record})
+        log.info("scoring: %d of %d test transactions", len(rows) - len(todo) + start + len(chunk), len(rows))
+    return [done[r["transaction_id"]] for r in rows], seconds
+
+
+def adapter_digest(adapter_dir: Path) -> str:
+    """sha256 of the adapter's weights: which model a stored answer came from."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(adapter_dir).glob("*.safetensors")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def train_fit(setting_dir: Path, n: int, seed: int, profile: Profile, predictor: Any = None) -> dict[str, Any] | None:

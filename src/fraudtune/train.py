@@ -110,20 +110,30 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, callbacks: list[TrainerC
     if resume:
         drop_replayed_metrics(run_dir, start_step)
     began = time.perf_counter()  # the frozen layers' pass is training time: it replaces their per-step work
-    split = cache_frozen_states(cfg, model, tokenizer, train_set + val_set)
+    split, frozen_seconds = cache_frozen_states(cfg, model, tokenizer, train_set + val_set, run_dir)
+    # the run's own time across kills: a resume continues the clock of its checkpoint (which holds the frozen
+    # pass already); a fresh start counts the frozen pass (its cost when first computed, if read back)
+    resumed_seconds = checkpoint_seconds(checkpoint)
+    offset = resumed_seconds if resumed_seconds is not None else frozen_seconds
+    loop_began = time.perf_counter()
+
+    def clock() -> float:
+        return offset + time.perf_counter() - loop_began
+
     if cfg.train.compile_layers:
         from fraudtune.modeling.compiled import compile_layers
 
         compile_layers(model, split)
-    trainer = build_trainer(cfg, run_dir, model, tokenizer, train_set, val_set, val_chats, callbacks)
+    trainer = build_trainer(cfg, run_dir, model, tokenizer, train_set, val_set, val_chats, callbacks, clock)
     trainer.frozen_split = split
     trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - began
+    shutil.rmtree(run_dir / paths.CHECKPOINTS_DIR / paths.FROZEN_DIR, ignore_errors=True)
     if not trainer.is_world_process_zero():  # DDP: rank 0 picks the best epoch and writes the adapter
         return {"rank": trainer.args.process_index, "train_seconds": round(train_seconds, 2)}
     best = select_best(run_dir)
     export_adapter(cfg, run_dir, best)
-    return write_summary(cfg, run_dir, trainer, train_set, truncated, train_seconds, best, start_epoch)
+    return write_summary(cfg, run_dir, trainer, train_set, truncated, train_seconds, best, start_epoch, clock())
 
 
 def prepare_run(cfg: RunConfig, run_dir: Path, resume: bool) -> RunConfig:
@@ -286,26 +296,92 @@ def balance_weights(data_dir: Path) -> list[float]:
     return [(CATEGORY_MIX[c] / total) / (counts[c] / n) for c in categories]
 
 
-def cache_frozen_states(cfg: RunConfig, model: Any, tokenizer: Any, examples: list[dict[str, Any]]) -> int:
+def cache_frozen_states(
+    cfg: RunConfig, model: Any, tokenizer: Any, examples: list[dict[str, Any]], run_dir: Path | None = None
+) -> tuple[int, float]:
     """With adapters on the top layers only, the frozen layers' output per example ("hidden"), computed once
-    (modeling/frozen.py); returns the first adapted layer (0: nothing cached)."""
+    (modeling/frozen.py); returns the first adapted layer (0: nothing cached) and the seconds the pass cost (a
+    part read back counts the seconds it cost when it was computed).
+
+    With a run folder the states are also written there in parts (checkpoints/frozen/), so that a killed run
+    resumes without computing them again; each part is used only if it was made from the same token ids by the
+    same layers. train() removes the folder once training has ended."""
     if not (cfg.train.cache_frozen_layers and cfg.lora.method == "lora" and cfg.lora.top_layers):
-        return 0
+        return 0, 0.0
     from fraudtune.modeling.frozen import first_trainable_layer, lower_states
 
     split = first_trainable_layer(model)
     if split == 0:
-        return 0
+        return 0, 0.0
     began = time.perf_counter()
-    states = lower_states(
-        model, [e["input_ids"] for e in examples], split, tokenizer.pad_token_id, cfg.train.eval_batch_size, True
-    )
-    for example, state in zip(examples, states, strict=True):
-        example["hidden"] = state
+    store = run_dir / paths.CHECKPOINTS_DIR / paths.FROZEN_DIR if run_dir is not None else None
+    ids = [e["input_ids"] for e in examples]
+    # parts of length-sorted examples: each is one resumable unit of the pass
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    size = FROZEN_PART_EXAMPLES
+    parts = [order[start : start + size] for start in range(0, len(order), size)]
+    reused, seconds = 0, 0.0
+    for number, part in enumerate(parts):
+        key = _frozen_key(cfg, model, split, [ids[i] for i in part])
+        path = store / f"part-{number:05d}.pt" if store is not None else None
+        stored = _read_frozen_part(path, key) if path is not None else None
+        if stored is None:
+            if len(parts) > 1:
+                log.info("frozen layers: part %d/%d (%d examples)", number + 1, len(parts), len(part))
+            part_began = time.perf_counter()
+            states = lower_states(
+                model, [ids[i] for i in part], split, tokenizer.pad_token_id, cfg.train.eval_batch_size, True
+            )
+            cost = time.perf_counter() - part_began
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                torch.save({"key": key, "seconds": cost, "states": states}, tmp)
+                os.replace(tmp, path)
+        else:
+            states, cost = stored["states"], float(stored.get("seconds", 0.0))
+            reused += len(part)
+        seconds += cost
+        for i, state in zip(part, states, strict=True):
+            examples[i]["hidden"] = state
     log.info(
-        "frozen layers 0-%d run once for %d examples in %.0f s", split - 1, len(examples), time.perf_counter() - began
+        "frozen layers 0-%d run once for %d examples in %.0f s%s",
+        split - 1,
+        len(examples),
+        time.perf_counter() - began,
+        f" ({reused} read back from {store})" if reused else "",
     )
-    return split
+    return split, seconds
+
+
+FROZEN_PART_EXAMPLES = 512  # examples per stored part of the frozen layers' output (about 300 MB in fp32)
+
+
+def _frozen_key(cfg: RunConfig, model: Any, split: int, sequences: list[list[int]]) -> str:
+    """What a part of the frozen states was computed from: the model, the layers, their dtype and the token ids."""
+    import hashlib
+
+    from fraudtune.modeling.inference import decoder_and_head
+
+    decoder, _ = decoder_and_head(model)
+    digest = hashlib.sha256(f"{cfg.model.name}|{split}|{decoder.embed_tokens.weight.dtype}".encode())
+    digest.update(str(float(decoder.embed_tokens.weight[:8].double().sum())).encode())
+    for sequence in sequences:
+        digest.update(b"|" + ",".join(map(str, sequence)).encode())
+    return digest.hexdigest()
+
+
+def _read_frozen_part(path: Path, key: str) -> dict[str, Any] | None:
+    """A stored part ({"key", "seconds", "states"}) when it was made from the same inputs, else None (missing,
+    stale or unreadable)."""
+    if not path.exists():
+        return None
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a part cut short by a kill: compute it again
+        log.warning("%s: unreadable (%s); computing it again", path, type(exc).__name__)
+        return None
+    return stored if isinstance(stored, dict) and stored.get("key") == key else None
 
 
 def precision(cfg: RunConfig) -> str:
@@ -463,6 +539,7 @@ def build_trainer(
     val_set: list,
     val_chats: list,
     extra_callbacks: list[TrainerCallback] | None = None,
+    clock: Any = None,
 ) -> Trainer:
     mixed = precision(cfg)
     args = TrainingArguments(
@@ -495,7 +572,7 @@ def build_trainer(
     )
     callbacks = [
         MetricsLogger(run_dir),
-        EpochCheckpoints(run_dir),
+        EpochCheckpoints(run_dir, cfg.train.save_steps, clock),
         ValidationScorer(run_dir, tokenizer, val_chats, cfg),
     ]
     if cfg.train.early_stopping_patience:
@@ -604,10 +681,24 @@ def memory_mb() -> tuple[float | None, float]:
 
 
 class EpochCheckpoints(TrainerCallback):
-    """Rename the Trainer's checkpoint-<step> to epoch-<N> and record the epoch's validation loss in it."""
+    """Rename the Trainer's checkpoint-<step> to epoch-<N> and record the epoch's validation loss in it.
 
-    def __init__(self, run_dir: Path) -> None:
+    With `save_steps`, a checkpoint is also written every that many steps within an epoch, as step-<S>; only the
+    newest is kept, and an epoch end removes the ones before it. They exist to resume from, not to be chosen."""
+
+    def __init__(self, run_dir: Path, save_steps: int = 0, clock: Any = None) -> None:
         self.root = run_dir / paths.CHECKPOINTS_DIR
+        self.save_steps = save_steps
+        self.clock = clock  # the run's seconds so far (across resumes), kept in each checkpoint
+        self.epoch_end = False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.epoch_end = False
+        if self.save_steps and state.global_step % self.save_steps == 0:
+            control.should_save = True
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self.epoch_end = True
 
     def on_save(self, args, state, control, **kwargs):
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -615,14 +706,50 @@ class EpochCheckpoints(TrainerCallback):
         if not state.is_world_process_zero:
             return
         src = self.root / f"checkpoint-{state.global_step}"
+        if not self.epoch_end:  # a step checkpoint within the epoch
+            dst = self.root / f"step-{state.global_step}"
+            if src.exists():
+                _replace_dir(src, dst)
+                self._stamp(dst)
+            self._drop_steps(below=state.global_step)
+            return
         epoch = max(1, math.ceil((state.epoch or 0) - 1e-6))  # a max_steps run ends mid-epoch: it counts as one
         dst = self.root / f"epoch-{epoch}"
         if src.exists():
-            if dst.exists():
-                shutil.rmtree(dst)
-            os.replace(src, dst)
+            _replace_dir(src, dst)
         val_loss = next((h["eval_loss"] for h in reversed(state.log_history) if "eval_loss" in h), None)
         write_json(dst / "epoch.json", {"epoch": epoch, "step": state.global_step, "val_loss": val_loss})
+        self._stamp(dst)
+        self._drop_steps(below=state.global_step + 1)
+
+    def _stamp(self, folder: Path) -> None:
+        if self.clock is not None:
+            write_json(folder / CHECKPOINT_CLOCK, {"train_seconds": round(self.clock(), 2)})
+
+    def _drop_steps(self, below: int) -> None:
+        for folder in _step_dirs(self.root.parent):
+            if int(folder.name.split("-")[1]) < below:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+CHECKPOINT_CLOCK = "elapsed.json"  # in a checkpoint: the run's training seconds up to it, across resumes
+
+
+def checkpoint_seconds(checkpoint: str | None) -> float | None:
+    """The training seconds a checkpoint's run had spent up to it (None: no checkpoint, or one without a clock)."""
+    path = Path(checkpoint) / CHECKPOINT_CLOCK if checkpoint else None
+    if path is None or not path.exists():
+        return None
+    try:
+        return float(read_json(path)["train_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(src, dst)
 
 
 class ValidationScorer(TrainerCallback):
@@ -630,6 +757,7 @@ class ValidationScorer(TrainerCallback):
 
     def __init__(self, run_dir: Path, tokenizer: Any, chats: list, cfg: RunConfig) -> None:
         self.path, self.tokenizer, self.cfg = run_dir / paths.METRICS, tokenizer, cfg
+        chats = scored_subset(chats, cfg.train.val_score_n, cfg.train.seed)
         self.prompts = [c[:-1] for c in chats]
         self.truth = [answer_label(c[-1]["content"]) == "FRAUD" for c in chats]
 
@@ -663,6 +791,18 @@ class ValidationScorer(TrainerCallback):
         )
 
 
+def scored_subset(chats: list, n: int, seed: int) -> list:
+    """n of the validation chats (all when n is 0 or covers them), each label kept in its share, in their order."""
+    if not n or n >= len(chats):
+        return chats
+    rng = random.Random(seed)
+    keep: list[int] = []
+    for label in ("FRAUD", "LEGITIMATE"):
+        rows = [i for i, c in enumerate(chats) if answer_label(c[-1]["content"]) == label]
+        keep += rng.sample(rows, round(n * len(rows) / len(chats)))
+    return [chats[i] for i in sorted(keep)]
+
+
 class EarlyStopping(TrainerCallback):
     """Stop when validation loss has not improved for `patience` evaluations (epochs)."""
 
@@ -693,17 +833,27 @@ class EarlyStopping(TrainerCallback):
 
 
 def last_checkpoint(run_dir: Path) -> str | None:
-    """The newest epoch checkpoint that loads, to resume from (None: start over).
+    """The newest checkpoint that loads (an epoch end or a step checkpoint within an epoch), to resume from
+    (None: start over).
 
     A checkpoint cut short by a kill or damaged on disk is passed over with a one-line warning for the one
     before it: a resume never stops on a traceback from the Trainer's loading."""
-    epochs = sorted(_epoch_dirs(run_dir), key=lambda p: int(p.name.split("-")[1]))
-    for folder in reversed([p for p in epochs if (p / "trainer_state.json").exists()]):
+    found = [p for p in _epoch_dirs(run_dir) + _step_dirs(run_dir) if (p / "trainer_state.json").exists()]
+    for folder in sorted(found, key=_global_step, reverse=True):
         problem = checkpoint_problem(folder)
         if problem is None:
             return str(folder)
         log.warning("--resume: %s is damaged (%s); trying the checkpoint before it", folder, problem)
     return None
+
+
+def _global_step(folder: Path) -> tuple[int, int]:
+    """Sort key of a checkpoint: its global step (from its state; -1 when unreadable), epoch ends first on a tie."""
+    try:
+        step = int(json.loads((folder / "trainer_state.json").read_text(encoding="utf-8")).get("global_step", -1))
+    except (OSError, ValueError):
+        step = -1
+    return step, folder.name.startswith("epoch-")
 
 
 def checkpoint_problem(folder: Path) -> str | None:
@@ -778,6 +928,11 @@ def _epoch_dirs(run_dir: Path) -> list[Path]:
     return [p for p in root.glob("epoch-*") if re.fullmatch(r"epoch-\d+", p.name)] if root.exists() else []
 
 
+def _step_dirs(run_dir: Path) -> list[Path]:
+    root = run_dir / paths.CHECKPOINTS_DIR
+    return [p for p in root.glob("step-*") if re.fullmatch(r"step-\d+", p.name)] if root.exists() else []
+
+
 def select_best(run_dir: Path) -> Path:
     """The epoch checkpoint with the lowest validation loss; its name goes to checkpoints/best.txt."""
     scored = []
@@ -831,11 +986,13 @@ def write_summary(
     train_seconds: float,
     best: Path,
     start_epoch: float = 0.0,
+    total_seconds: float | None = None,
 ) -> dict[str, Any]:
     """RUN/train_summary.json: what was trained, how fast, and which epoch won.
 
-    After a resume, train_seconds and the rates cover this process's part (the epochs from `start_epoch` on):
-    the killed process's time is not known, and its tokens are not counted against this one's seconds."""
+    After a resume, train_seconds and the rates cover this process's part (the epochs from `start_epoch` on), and
+    train_seconds_total the whole run as if it had not been killed: the seconds up to the checkpoint it resumed
+    from (work the killed process did after it is done again, and counted once) plus this process's."""
     state = trainer.state
     epochs_run = state.epoch or 0
     epochs_here = max(epochs_run - start_epoch, 0.0)
@@ -854,6 +1011,7 @@ def write_summary(
         "epochs_run": round(epochs_run, 3),
         "steps": state.global_step,
         "train_seconds": round(train_seconds, 2),
+        "train_seconds_total": round(total_seconds if total_seconds is not None else train_seconds, 2),
         "train_tokens": round(total * epochs_run),
         "supervised_tokens": round(supervised * epochs_run),
         "resumed_from_epoch": round(start_epoch, 3) if start_epoch else None,
