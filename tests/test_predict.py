@@ -238,3 +238,31 @@ def test_exact_agreement_is_the_chance_that_every_run_agrees(predictor, transact
     assert got[0]["agreement"] == pytest.approx(0.7**10 + 0.2**10)
     assert got[0]["other_mass"] == pytest.approx(0.1)
     assert got[1] == pytest.approx({"agreement": 2 * 0.5**10, "other_mass": 0.0})
+
+
+@pytest.mark.parametrize("stop_chars", [1, 12, 25])
+def test_the_verdict_after_a_stopped_answer_comes_from_the_decoding_pass(predictor, transactions, stop_chars):
+    """Rows of one batch stop at different steps (a stop rule on the text so far); each row's P(FRAUD) at the
+    token after its answer equals a fresh forward pass over prompt + answer (no second pass needed)."""
+    from fraudtune.modeling.inference import encode_prompts, generate
+
+    chats = predictor.chats(transactions[:4])
+    prompts = encode_prompts(predictor.model, predictor.tokenizer, chats)
+    answers = generate(
+        predictor.model,
+        predictor.tokenizer,
+        prompts,
+        [0, 1, 2, 3],
+        10,
+        temperature=2.0,  # sampled: the rows write different tokens, so the stop rule ends them at different steps
+        stop=lambda text: len(text) >= stop_chars,
+    )
+    if stop_chars > 1:  # the rows end at different steps, before the limit: the stop rule decided
+        assert len({len(a.ids) for a in answers}) > 1 and min(len(a.ids) for a in answers) < 10
+    fraud_id, legit_id = label_token_ids(predictor.tokenizer)
+    for chat, answer in zip(chats, answers, strict=True):
+        prompt = predictor.tokenizer(prompt_text(chat, predictor.tokenizer), add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = predictor.model(input_ids=torch.tensor([prompt + answer.ids])).logits[0, -1]
+        expected = torch.softmax(logits[[fraud_id, legit_id]], dim=-1)[0]
+        assert answer.next_fraud_probability == pytest.approx(float(expected), abs=1e-5)

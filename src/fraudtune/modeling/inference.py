@@ -187,6 +187,9 @@ class Answer:
     fraud_probability: float
     first_ms: float
     total_ms: float
+    # P(FRAUD) of the token after the answer's last one: for an evidence-first answer stopped after its score
+    # line, that token is the verdict, read from the decoding pass itself instead of a second forward pass
+    next_fraud_probability: float | None = None
 
     @property
     def completion_tokens(self) -> int:
@@ -254,13 +257,14 @@ def generate(
         logits, mask = logits.repeat_interleave(rows, 0), mask.repeat_interleave(rows, 0)
         positions, probs = positions.repeat_interleave(rows, 0), [p for p in probs for _ in range(rows)]
     first_ms = (time.perf_counter() - began) * 1000 / len(probs)
-    tokens = _continue(
+    tokens, after = _continue(
         model, tokenizer, logits, cache, mask, positions[:, -1] + 1, max_new_tokens, temperature, seed, stop
     )
     total_ms = (time.perf_counter() - began) * 1000 / len(probs)
+    nexts = fraud_probability(after, tokenizer).tolist()
     return [
-        Answer(tokenizer.decode(t, skip_special_tokens=True).strip(), t, p, first_ms, total_ms)
-        for t, p in zip(tokens, probs, strict=True)
+        Answer(tokenizer.decode(t, skip_special_tokens=True).strip(), t, p, first_ms, total_ms, q)
+        for t, p, q in zip(tokens, probs, nexts, strict=True)
     ]
 
 
@@ -275,31 +279,36 @@ def _continue(
     temperature: float | None,
     seed: int,
     stop: Stop | None,
-) -> list[list[int]]:
+) -> tuple[list[list[int]], torch.Tensor]:
     """The decoding loop: one token per row per step until every row ends (end of turn, stop, or limit).
 
     Each step extends the attention mask and gives every row its own position, so a padded row continues exactly
-    as it would alone.
+    as it would alone. Returns the tokens and, per row, the logits of the token after its last one (a row that
+    `stop` ended gets one more step for them: its last token is fed with the others still decoding).
     """
     generator = torch.Generator(device=logits.device).manual_seed(seed)
     tokens: list[list[int]] = [[] for _ in range(logits.shape[0])]
     finished = [False] * len(tokens)
+    after: list[torch.Tensor | None] = [None] * len(tokens)
     ends = {tokenizer.eos_token_id, tokenizer.pad_token_id}
     for _ in range(max_new_tokens):
         if temperature:
             nxt = torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1, generator=generator)[:, 0]
         else:
             nxt = logits.argmax(-1)
+        pending = []
         for row, token in enumerate(nxt.tolist()):
             if finished[row]:
                 continue
             if token in ends:
                 finished[row] = True
+                after[row] = logits[row]
                 continue
             tokens[row].append(token)
             if stop is not None and stop(tokenizer.decode(tokens[row], skip_special_tokens=True)):
                 finished[row] = True
-        if all(finished):
+                pending.append(row)
+        if all(finished) and not pending:
             break
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
         out = model(
@@ -312,7 +321,9 @@ def _continue(
         )
         next_position = next_position + 1
         logits, cache = out.logits[:, -1].float(), out.cache
-    return tokens
+        for row in pending:
+            after[row] = logits[row]
+    return tokens, torch.stack([logits[row] if a is None else a for row, a in enumerate(after)])
 
 
 def generate_all(
@@ -355,17 +366,16 @@ def verdict_scores(
 
     Evidence first, the flags and the risk-score line with its newline are generated greedily (generation stops
     there, so the next token is the verdict; an answer that never writes the score line within the token limit
-    is read where it stopped), then the verdict's logits are read after them.
+    is read where it stopped), and the verdict's logits are those the decoding loop computes after them: no
+    second pass over prompt and evidence.
     """
-    evidence = None
-    suffixes = None
     if answer_order == "evidence_first":
         evidence = generate_all(
             model, tokenizer, prompts, max_evidence_tokens, batch_size, stop=until_evidence, progress=progress
         )
-        suffixes = [e.ids for e in evidence]
-    logits = next_token_logits(model, tokenizer, prompts, batch_size, progress, suffixes)
-    return fraud_probability(logits, tokenizer).tolist(), evidence
+        return [e.next_fraud_probability for e in evidence], evidence
+    logits = next_token_logits(model, tokenizer, prompts, batch_size, progress)
+    return fraud_probability(logits, tokenizer).tolist(), None
 
 
 def fraud_probabilities(
