@@ -118,6 +118,41 @@ def test_kill_9_mid_training_then_resume_matches_an_uninterrupted_run(tmp_path, 
     assert summary["tokens_per_second"] == pytest.approx(here / summary["train_seconds"], rel=0.01)
 
 
+MID_EPOCH_RUN = (*KILL_RUN, "model.tiny_layers=4", "lora.top_layers=1", "train.save_steps=2")
+
+
+def test_kill_9_mid_epoch_resumes_from_the_step_checkpoint_with_the_frozen_states_kept(tmp_path, capsys):
+    """train.save_steps: killed within an epoch, the run resumes from its newest step checkpoint (not the epoch
+    before), reads the frozen layers' output back instead of computing it again, and ends as a straight run."""
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    train(tiny_config(*MID_EPOCH_RUN), straight)
+    steps_per_epoch = math.ceil(len(read_jsonl(straight / paths.DATA_DIR / "train.jsonl")) / 4)
+    total = 3 * steps_per_epoch
+    kill_at = steps_per_epoch + 3  # in epoch 2, after its first step checkpoint
+
+    args = ["train", "--config", str(TINY_CONFIG), *_sets(MID_EPOCH_RUN), "--run-dir", str(killed)]
+    proc = _start(_cli(*args), tmp_path / "stderr.log")
+    _wait_for(proc, lambda: max(_train_steps(killed), default=0) >= kill_at, f"step {kill_at}")
+    _kill(proc)
+    resumable = last_checkpoint(killed)
+    assert resumable is not None and Path(resumable).name.startswith("step-")
+    resumed_at = int(Path(resumable).name.split("-")[1])
+    assert resumed_at > steps_per_epoch and resumed_at % steps_per_epoch
+    assert list((killed / paths.CHECKPOINTS_DIR / paths.FROZEN_DIR).glob("part-*.pt"))
+
+    code = main(args + ["--resume"])
+    assert code == 0, capsys.readouterr().err[-3000:]
+    a = load_file(straight / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    b = load_file(killed / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= RESUME_ATOL
+    summary = json.loads((killed / paths.TRAIN_SUMMARY).read_text())
+    assert summary["steps"] == total and summary["train_seconds_total"] > 0
+    steps = [r["step"] for r in read_jsonl_lenient(killed / paths.METRICS) if "loss" in r and r["split"] == "train"]
+    assert sorted(steps) == list(range(1, total + 1)), "one metrics row per step, none twice after the resume"
+    assert not (killed / paths.CHECKPOINTS_DIR / paths.FROZEN_DIR).exists()
+    assert not list((killed / paths.CHECKPOINTS_DIR).glob("step-*"))
+
+
 def _checkpoints_of_a_two_epoch_run(tmp_path: Path) -> Path:
     run = tmp_path / "run"
     train(tiny_config("data.n=32", "train.epochs=2", "train.early_stopping_patience=0"), run)
