@@ -118,7 +118,7 @@ def test_kill_9_mid_training_then_resume_matches_an_uninterrupted_run(tmp_path, 
     assert summary["tokens_per_second"] == pytest.approx(here / summary["train_seconds"], rel=0.01)
 
 
-MID_EPOCH_RUN = (*KILL_RUN, "model.tiny_layers=4", "lora.top_layers=1", "train.save_steps=2")
+MID_EPOCH_RUN = (*KILL_RUN, "train.epochs=2", "model.tiny_layers=4", "lora.top_layers=1", "train.save_steps=2")
 
 
 def test_kill_9_mid_epoch_resumes_from_the_step_checkpoint_with_the_frozen_states_kept(tmp_path, capsys):
@@ -127,8 +127,9 @@ def test_kill_9_mid_epoch_resumes_from_the_step_checkpoint_with_the_frozen_state
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     train(tiny_config(*MID_EPOCH_RUN), straight)
     steps_per_epoch = math.ceil(len(read_jsonl(straight / paths.DATA_DIR / "train.jsonl")) / 4)
-    total = 3 * steps_per_epoch
+    total = 2 * steps_per_epoch
     kill_at = steps_per_epoch + 3  # in epoch 2, after its first step checkpoint
+    assert kill_at < total
 
     args = ["train", "--config", str(TINY_CONFIG), *_sets(MID_EPOCH_RUN), "--run-dir", str(killed)]
     proc = _start(_cli(*args), tmp_path / "stderr.log")
