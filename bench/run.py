@@ -300,6 +300,12 @@ def print_table(r: dict) -> None:
         f"{s['generate_tps']:.2f} transactions/s ({s['score_tps'] / s['generate_tps']:.0f}x); generation "
         f"{s['generation_tokens_per_second']:.1f} tokens/s"
     )
+    d = s.get("decode_batch_fp32")
+    if d:
+        print(
+            f"decoding (fp32, evidence-first scoring writes at 64 rows): {d['ms_per_row_step_16']:.1f} ms per row "
+            f"and step at 16 rows, {d['ms_per_row_step_64']:.1f} at 64 ({d['ratio']:.2f}x)"
+        )
     print(
         f"model load: cold {r['load']['cold_seconds']:.1f} s, cached {r['load']['cached_seconds']:.2f} s "
         f"(+ {r['load']['import_seconds']:.1f} s importing torch/transformers)"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import fraudtune
 from fraudtune.files import read_jsonl
-from fraudtune.modeling.inference import fraud_probabilities
+from fraudtune.modeling.inference import encode_prompts, fraud_probabilities, generate_all
 
 
 def score_rate(adapter: str, txns: list, precision: str, repeats: int = 3) -> tuple[float, list[float], object]:
@@ -37,6 +37,25 @@ def prefix_ab(predictor: object, txns: list, repeats: int = 3) -> dict:
     return {"without": statistics.median(rates[False]), "with": statistics.median(rates[True]), "repeats": repeats}
 
 
+def decode_batch_ab(predictor: object, txns: list, steps: int = 24, repeats: int = 3) -> dict:
+    """Milliseconds per row per decoding step at 16 and at 64 rows per batch (what evidence-first scoring writes
+    its evidence with), alternated, medians: a step reads every weight once for the whole batch."""
+    prompts = encode_prompts(predictor.model, predictor.tokenizer, predictor.chats(txns))
+    model, tokenizer = predictor.model, predictor.tokenizer
+    per_step: dict[int, list[float]] = {16: [], 64: []}
+    for _ in range(repeats):
+        for rows in per_step:
+            timed = {}
+            for n in (1, steps + 1):  # one token is the prompt's pass alone; the difference is the decoding
+                began = time.perf_counter()
+                answers = generate_all(model, tokenizer, prompts, n, rows, stop=lambda text: False)
+                timed[n] = (time.perf_counter() - began, sum(a.completion_tokens for a in answers))
+            tokens = timed[steps + 1][1] - timed[1][1]
+            per_step[rows].append(1000 * (timed[steps + 1][0] - timed[1][0]) / max(1, tokens))
+    m16, m64 = statistics.median(per_step[16]), statistics.median(per_step[64])
+    return {"ms_per_row_step_16": m16, "ms_per_row_step_64": m64, "ratio": m16 / m64, "repeats": repeats}
+
+
 def main(adapter: str, meta_file: str, score_n: int, gen_n: int) -> dict:
     txns = [m["transaction"] for m in read_jsonl(Path(meta_file))]
     txns = (txns * (score_n // len(txns) + 1))[:score_n]
@@ -44,6 +63,7 @@ def main(adapter: str, meta_file: str, score_n: int, gen_n: int) -> dict:
     prefix = prefix_ab(bf16_predictor, txns)
     del bf16_predictor
     score_tps, probs, predictor = score_rate(adapter, txns, "fp32")
+    decode = decode_batch_ab(predictor, txns[:64])
     began = time.perf_counter()
     answers = predictor.explain(txns[:gen_n], batch_size=gen_n)
     gen_seconds = time.perf_counter() - began
@@ -57,6 +77,7 @@ def main(adapter: str, meta_file: str, score_n: int, gen_n: int) -> dict:
         "generate_tps": gen_n / gen_seconds,
         "generation_tokens_per_second": tokens / gen_seconds,
         "prefix_cache_bf16": prefix,
+        "decode_batch_fp32": decode,
         "score_n": score_n,
         "gen_n": gen_n,
     }

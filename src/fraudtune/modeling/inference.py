@@ -361,17 +361,21 @@ def verdict_scores(
     progress: bool = False,
     answer_order: str = "verdict_first",
     max_evidence_tokens: int = 192,
+    evidence_batch_size: int = 64,
 ) -> tuple[list[float], list[Answer] | None]:
     """P(FRAUD) per prompt from the verdict token, and the evidence an evidence-first answer wrote before it.
 
     Evidence first, the flags and the risk-score line with its newline are generated greedily (generation stops
     there, so the next token is the verdict; an answer that never writes the score line within the token limit
     is read where it stopped), and the verdict's logits are those the decoding loop computes after them: no
-    second pass over prompt and evidence.
+    second pass over prompt and evidence. The evidence is written `evidence_batch_size` rows at a time (at least
+    `batch_size`): a decoding step reads every weight once for the whole batch, so on a CPU a step of 64 rows
+    costs per row a fraction of one at 16 (`make bench` prints the ratio).
     """
     if answer_order == "evidence_first":
+        rows = max(batch_size, evidence_batch_size)
         evidence = generate_all(
-            model, tokenizer, prompts, max_evidence_tokens, batch_size, stop=until_evidence, progress=progress
+            model, tokenizer, prompts, max_evidence_tokens, rows, stop=until_evidence, progress=progress
         )
         return [e.next_fraud_probability for e in evidence], evidence
     logits = next_token_logits(model, tokenizer, prompts, batch_size, progress)
