@@ -139,7 +139,7 @@ def test_kill_9_mid_epoch_resumes_from_the_step_checkpoint_with_the_frozen_state
     assert resumable is not None and Path(resumable).name.startswith("step-")
     resumed_at = int(Path(resumable).name.split("-")[1])
     assert resumed_at > steps_per_epoch and resumed_at % steps_per_epoch
-    assert list((killed / paths.CHECKPOINTS_DIR / paths.FROZEN_DIR).glob("part-*.pt"))
+    assert list((killed / paths.CHECKPOINTS_DIR / paths.FROZEN_DIR).glob("part-*.safetensors"))
 
     code = main(args + ["--resume"])
     assert code == 0, capsys.readouterr().err[-3000:]

@@ -530,7 +530,7 @@ def test_a_run_killed_mid_epoch_resumes_from_its_step_checkpoint(tmp_path, monke
         train(cfg, tmp_path / "killed")
     root = tmp_path / "killed" / paths.CHECKPOINTS_DIR
     assert [p.name for p in root.glob("step-*")] == [f"step-{seen[-1]}"]  # only the newest
-    assert list((root / paths.FROZEN_DIR).glob("part-*.pt"))
+    assert list((root / paths.FROZEN_DIR).glob("part-*.safetensors"))
     assert last_checkpoint(tmp_path / "killed").endswith(f"step-{seen[-1]}")
     assert checkpoint_seconds(last_checkpoint(tmp_path / "killed")) > 0
 

@@ -323,7 +323,7 @@ def cache_frozen_states(
     reused, seconds = 0, 0.0
     for number, part in enumerate(parts):
         key = _frozen_key(cfg, model, split, [ids[i] for i in part])
-        path = store / f"part-{number:05d}.pt" if store is not None else None
+        path = store / f"part-{number:05d}.safetensors" if store is not None else None
         stored = _read_frozen_part(path, key) if path is not None else None
         if stored is None:
             if len(parts) > 1:
@@ -335,9 +335,7 @@ def cache_frozen_states(
             cost = time.perf_counter() - part_began
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                torch.save({"key": key, "seconds": cost, "states": states}, tmp)
-                os.replace(tmp, path)
+                _write_frozen_part(path, key, cost, states)
         else:
             states, cost = stored["states"], float(stored.get("seconds", 0.0))
             reused += len(part)
@@ -371,17 +369,34 @@ def _frozen_key(cfg: RunConfig, model: Any, split: int, sequences: list[list[int
     return digest.hexdigest()
 
 
+def _write_frozen_part(path: Path, key: str, seconds: float, states: list[torch.Tensor]) -> None:
+    """One part as safetensors (tensor i = example i of the part; what it was made from in the metadata),
+    written beside and renamed: a kill leaves the old file or the new one."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({str(i): s.contiguous() for i, s in enumerate(states)}, tmp, {"key": key, "seconds": f"{seconds:.3f}"})
+    os.replace(tmp, path)
+
+
 def _read_frozen_part(path: Path, key: str) -> dict[str, Any] | None:
     """A stored part ({"key", "seconds", "states"}) when it was made from the same inputs, else None (missing,
     stale or unreadable)."""
+    from safetensors import safe_open
+
     if not path.exists():
         return None
     try:
-        stored = torch.load(path, map_location="cpu", weights_only=True)
+        with safe_open(str(path), framework="pt") as stored:
+            meta = stored.metadata() or {}
+            if meta.get("key") != key:
+                return None
+            states = [stored.get_tensor(str(i)) for i in range(len(stored.keys()))]
     except Exception as exc:  # a part cut short by a kill: compute it again
         log.warning("%s: unreadable (%s); computing it again", path, type(exc).__name__)
         return None
-    return stored if isinstance(stored, dict) and stored.get("key") == key else None
+    return {"key": key, "seconds": float(meta.get("seconds", 0.0)), "states": states}
 
 
 def precision(cfg: RunConfig) -> str:
@@ -847,13 +862,14 @@ def last_checkpoint(run_dir: Path) -> str | None:
     return None
 
 
-def _global_step(folder: Path) -> tuple[int, int]:
-    """Sort key of a checkpoint: its global step (from its state; -1 when unreadable), epoch ends first on a tie."""
+def _global_step(folder: Path) -> tuple[int, bool, int]:
+    """Sort key of a checkpoint: its global step (from its state; -1 when unreadable), then epoch ends before step
+    checkpoints, then the number in its name."""
     try:
         step = int(json.loads((folder / "trainer_state.json").read_text(encoding="utf-8")).get("global_step", -1))
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         step = -1
-    return step, folder.name.startswith("epoch-")
+    return step, folder.name.startswith("epoch-"), int(folder.name.split("-")[1])
 
 
 def checkpoint_problem(folder: Path) -> str | None:
