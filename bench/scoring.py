@@ -48,7 +48,7 @@ def decode_batch_ab(predictor: object, txns: list, steps: int = 24, repeats: int
             timed = {}
             for n in (1, steps + 1):  # one token is the prompt's pass alone; the difference is the decoding
                 began = time.perf_counter()
-                answers = generate_all(model, tokenizer, prompts, n, rows, stop=lambda text: False)
+                answers = generate_all(model, tokenizer, prompts, n, rows)
                 timed[n] = (time.perf_counter() - began, sum(a.completion_tokens for a in answers))
             tokens = timed[steps + 1][1] - timed[1][1]
             per_step[rows].append(1000 * (timed[steps + 1][0] - timed[1][0]) / max(1, tokens))

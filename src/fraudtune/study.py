@@ -26,6 +26,7 @@ from fraudtune.evaluate.baselines import GradientBoosting, rules_engine
 from fraudtune.evaluate.summary import slices
 from fraudtune.evaluate.testset import TestSet, read_meta, without_overlap
 from fraudtune.files import append_jsonl, read_json, read_jsonl_lenient, write_json, write_jsonl, write_text_atomic
+from fraudtune.manifest import sha256
 from fraudtune.profile import Profile, load_profile
 from fraudtune.runmeta import git_sha
 
@@ -185,7 +186,9 @@ def run_setting(
     return result
 
 
-SCORING_CHUNK = 50  # test transactions scored between two appends to the partial answers file
+# test transactions scored between two appends to the partial answers file: whole batches of the 64 rows that
+# evidence-first answers are written with (modeling.inference.verdict_scores), so a chunk never cuts one short
+SCORING_CHUNK = 256
 
 
 def score_resumable(
@@ -218,13 +221,8 @@ def score_resumable(
 
 
 def adapter_digest(adapter_dir: Path) -> str:
-    """sha256 of the adapter's weights: which model a stored answer came from."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in sorted(Path(adapter_dir).glob("*.safetensors")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    """The adapter's weights' sha256 (manifest.sha256 per file): which model a stored answer came from."""
+    return ",".join(sha256(path) for path in sorted(Path(adapter_dir).glob("*.safetensors")))
 
 
 def train_fit(setting_dir: Path, n: int, seed: int, profile: Profile, predictor: Any = None) -> dict[str, Any] | None:

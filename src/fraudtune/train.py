@@ -318,8 +318,7 @@ def cache_frozen_states(
     ids = [e["input_ids"] for e in examples]
     # parts of length-sorted examples: each is one resumable unit of the pass
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    size = FROZEN_PART_EXAMPLES
-    parts = [order[start : start + size] for start in range(0, len(order), size)]
+    parts = [order[start : start + FROZEN_PART_EXAMPLES] for start in range(0, len(order), FROZEN_PART_EXAMPLES)]
     reused, seconds = 0, 0.0
     for number, part in enumerate(parts):
         key = _frozen_key(cfg, model, split, [ids[i] for i in part])
@@ -334,7 +333,6 @@ def cache_frozen_states(
             )
             cost = time.perf_counter() - part_began
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
                 _write_frozen_part(path, key, cost, states)
         else:
             states, cost = stored["states"], float(stored.get("seconds", 0.0))
