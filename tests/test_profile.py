@@ -339,3 +339,37 @@ def test_baselines_can_be_denied_the_historical_patterns() -> None:
 def test_oracle_equals_the_independent_implementation(txn: dict) -> None:
     verdict = assess(PROFILE, txn)
     assert (verdict.label, verdict.risk_score, verdict.red_flags) == spec_assess(txn)
+
+
+def test_the_amount_ratio_is_shown_cut_so_it_never_reaches_a_threshold_the_ratio_does_not():
+    """9.99x shown as 10.0 would tell the model a 10x rule fires when it does not."""
+    import random
+
+    from fraudtune.profile import derived_facts, format_ratio
+
+    def ratio_of(amount: float, avg: float) -> float:
+        return derived_facts(
+            {
+                "amount": amount,
+                "timestamp": "2026-01-01T12:00:00",
+                "customer": {"avg_amount": avg, "home_country": "US"},
+                "merchant": {"country": "US", "category": "grocery"},
+            }
+        )["amount_ratio"]
+
+    assert format_ratio(ratio_of(99.9, 10)) == "9.9"
+    assert format_ratio(ratio_of(9.99, 1)) == "9.9"
+    assert format_ratio(ratio_of(1.40, 0.14)) == "10"
+    assert format_ratio(ratio_of(230.0, 100.0)) == "2.3"
+    assert format_ratio(ratio_of(3349.0, 100.0)) == "33"
+    rng = random.Random(3)
+    for _ in range(20_000):
+        avg = round(rng.uniform(0.5, 5000), 2)
+        amount = round(
+            avg * rng.choice([rng.uniform(0.1, 40), rng.choice([2.5, 3, 5, 10, 20]) + rng.uniform(-0.02, 0.02)]), 2
+        )
+        ratio = ratio_of(max(amount, 0.01), avg)
+        shown = float(format_ratio(ratio))
+        assert shown <= ratio + 1e-9
+        for threshold in (2.5, 3, 5, 10, 20):
+            assert (shown >= threshold) == (ratio >= threshold), (amount, avg, ratio, shown)

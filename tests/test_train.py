@@ -547,6 +547,40 @@ def test_a_run_killed_mid_epoch_resumes_from_its_step_checkpoint(tmp_path, monke
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
 
 
+def test_a_run_killed_in_the_frozen_pass_keeps_its_parts_when_started_again(tmp_path, monkeypatch, caplog):
+    """Killed before its first checkpoint, a run started again (without --resume, as the study does for a setting
+    with no checkpoint yet) reads back the frozen parts already written instead of computing hours again; the
+    epoch checkpoints of an older run still go."""
+    import fraudtune.modeling.frozen as frozen
+    import fraudtune.train as train_module
+
+    cfg = tiny_config("model.tiny_layers=4", "lora.top_layers=1", "train.epochs=1")
+    monkeypatch.setattr(train_module, "FROZEN_PART_EXAMPLES", 8)
+    original = frozen.lower_states
+    calls: list[int] = []
+
+    def killed_in_the_second_part(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(frozen, "lower_states", killed_in_the_second_part)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path)
+    root = tmp_path / paths.CHECKPOINTS_DIR
+    assert [p.name for p in (root / paths.FROZEN_DIR).glob("part-*.safetensors")] == ["part-00000.safetensors"]
+    (root / "epoch-9").mkdir()  # an older run's checkpoint: a fresh start must not pick it up
+
+    monkeypatch.setattr(frozen, "lower_states", original)
+    with caplog.at_level("INFO", logger="fraudtune.train"):
+        summary = train(cfg, tmp_path)
+    assert "(8 read back from" in caplog.text
+    assert "frozen layers: part 1/" not in caplog.text
+    assert summary["epochs_run"] == 1
+    assert not (root / "epoch-9").exists()
+
+
 def test_a_stale_frozen_part_is_computed_again(tmp_path, tokenizer):
     """A stored part of the frozen layers' output is used only for the same token ids."""
     from fraudtune.train import build_model, cache_frozen_states

@@ -281,9 +281,14 @@ def red_flag_phrase(rule: Rule, facts: dict[str, Any]) -> str:
 
 
 def format_ratio(ratio: float) -> str:
+    """The amount as a multiple of the customer's average, cut (not rounded) to a tenth below 10 and to a whole
+    number above: the shown value never reaches a threshold the ratio does not (9.99x reads 9.9, not 10.0, so a
+    10x rule and its text agree)."""
     if math.isinf(ratio):  # a customer without past spend (avg_amount 0)
         return "∞"
-    return f"{ratio:.0f}" if ratio >= 10 else f"{ratio:.1f}"
+    if ratio >= 10:
+        return str(math.floor(round(ratio, 6)))
+    return f"{math.floor(round(ratio * 10, 6)) / 10:.1f}"
 
 
 def format_amount(amount: float, currency: str = "USD") -> str:

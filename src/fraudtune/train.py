@@ -151,12 +151,27 @@ def prepare_run(cfg: RunConfig, run_dir: Path, resume: bool) -> RunConfig:
     load_profile(cfg.data.profile)  # a missing or broken profile stops the run here, not `predict` later
     check_data_matches(cfg, run_dir / paths.DATA_DIR)  # before anything of the run is written
     if not resume:  # a fresh run never mixes with old epochs, nor leaves the last run's adapter looking current
-        shutil.rmtree(run_dir / paths.CHECKPOINTS_DIR, ignore_errors=True)
+        clear_checkpoints(run_dir / paths.CHECKPOINTS_DIR)
         shutil.rmtree(run_dir / paths.ADAPTER_DIR, ignore_errors=True)
         for stale in (paths.METRICS, paths.TRAIN_SUMMARY):
             (run_dir / stale).unlink(missing_ok=True)
     write_yaml(config_path, config_to_dict(cfg))
     return cfg
+
+
+def clear_checkpoints(folder: Path) -> None:
+    """Every epoch and step checkpoint goes; the frozen layers' output (checkpoints/frozen/) stays: each part is
+    keyed by the model, layers, dtype and token ids it came from and is computed again when they differ, so a run
+    killed before its first checkpoint (hours into the frozen pass) keeps that work when it is started again."""
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if entry.name == paths.FROZEN_DIR:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def ensure_data(cfg: RunConfig, run_dir: Path) -> Path:
