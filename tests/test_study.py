@@ -50,6 +50,8 @@ def test_study_trains_each_setting_and_judges_all_on_one_test_set(tiny_cfg, tmp_
         lines = read_jsonl(run_dir / name / paths.STUDY_PREDICTIONS)
         assert [r["transaction_id"] for r in lines] == [m["transaction_id"] for m in test]
         assert [r["truth"] for r in lines] == [m["label"] for m in test]
+        assert [r["red_flags"] for r in lines] == [m["red_flags"] for m in test]
+        assert all(isinstance(r["raw_text"], str) for r in lines)  # the answer kept: its steps can be traced later
         hits = sum(r["label"] == r["truth"] for r in lines)
         assert hits == round(result["fine_tuned"]["accuracy"] * 60)
         border = [(r["generic_score"], r["label"] == r["truth"]) for r in lines if r["category"] == "borderline"]

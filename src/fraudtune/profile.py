@@ -216,6 +216,17 @@ def fires(rule: Rule, txn: dict[str, Any], derived: dict[str, Any] | None = None
     return not rule.when_any or any(holds(c, txn, derived) for c in rule.when_any)
 
 
+def score_of(profile: Profile, codes: list[str]) -> tuple[int, str]:
+    """The risk score and label SPEC 3 gives a transaction on which exactly these flags fire: the generic weights
+    summed (capped at max_score), raised to the highest min_score of any rule among them; FRAUD iff a rule fired
+    or the score reaches the threshold."""
+    rules = [profile.rule(code) for code in codes]
+    generic = min(profile.max_score, sum(r.weight for r in rules if r.kind == "generic"))
+    overriding = [r.min_score for r in rules if r.kind != "generic"]
+    score = max([generic, *overriding])
+    return score, "FRAUD" if overriding or score >= profile.decision_threshold else "LEGITIMATE"
+
+
 def assess(
     profile: Profile, txn: dict[str, Any], kinds: tuple[str, ...] = ("generic", "documented", "historical")
 ) -> Verdict:
@@ -223,15 +234,13 @@ def assess(
     derived = derived_facts(txn)
     fired = [r for r in profile.rules if r.kind in kinds and fires(r, txn, derived)]
     generic = sum(r.weight for r in fired if r.kind == "generic")
-    score = min(profile.max_score, generic)
-    deciding = None
+    deciding, floor = None, min(profile.max_score, generic)
     for r in fired:
-        if r.kind != "generic" and r.min_score > score:
-            score, deciding = r.min_score, r.code
+        if r.kind != "generic" and r.min_score > floor:
+            floor, deciding = r.min_score, r.code
         elif r.kind != "generic" and deciding is None:
             deciding = r.code
-    overridden = any(r.kind != "generic" for r in fired)
-    label = "FRAUD" if overridden or score >= profile.decision_threshold else "LEGITIMATE"
+    score, label = score_of(profile, [r.code for r in fired])
     mitigations = []
     if derived["country_status"] == "travel_notice":
         mitigations.append("travel notice on file")

@@ -23,6 +23,7 @@ from fraudtune.config import RunConfig, config_to_dict, with_overrides
 from fraudtune.errors import FraudtuneError
 from fraudtune.evaluate import metrics
 from fraudtune.evaluate.baselines import GradientBoosting, rules_engine
+from fraudtune.evaluate.evidence import evidence_steps
 from fraudtune.evaluate.summary import slices
 from fraudtune.evaluate.testset import TestSet, read_meta, without_overlap
 from fraudtune.files import append_jsonl, read_json, read_jsonl_lenient, write_json, write_jsonl, write_text_atomic
@@ -180,6 +181,7 @@ def run_setting(
             np.array(tuned.pop("correct")), np.array(boosted.pop("correct"))
         ),
     }
+    result["evidence"] = evidence_steps(scored, rows, profile)
     result["train_fit"] = train_fit(setting_dir, cfg.study.fit_n, cfg.seed, profile, predictor)
     write_json(done, result)
     partial.unlink(missing_ok=True)
@@ -248,9 +250,10 @@ def train_fit(setting_dir: Path, n: int, seed: int, profile: Profile, predictor:
 
 
 def write_predictions(path: Path, records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
-    """One line per test transaction: the model's label and probability beside the row's truth and slice facts,
-    so that any later cut (by score, by rule, by near miss) needs no second scoring pass."""
-    keep = ("category", "generic_score", "risk_score", "deciding_rule", "near_miss")
+    """One line per test transaction: the model's label, probability and answer text beside the row's truth and
+    slice facts, so that any later cut (by score, by rule, by near miss, by answer step) needs no second scoring
+    pass."""
+    keep = ("category", "generic_score", "risk_score", "red_flags", "deciding_rule", "near_miss")
     lines = [
         {
             "transaction_id": row["transaction_id"],
@@ -258,6 +261,7 @@ def write_predictions(path: Path, records: list[dict[str, Any]], rows: list[dict
             "fraud_probability": rec["fraud_probability"],
             "truth": row["label"],
             **{k: row.get(k) for k in keep},
+            "raw_text": rec.get("raw_text"),
         }
         for rec, row in zip(records, rows, strict=True)
     ]
@@ -398,7 +402,51 @@ def render_markdown(summary: dict[str, Any]) -> str:
                 )
                 + " |"
             )
+    lines += _evidence_lines(summary)
     return "\n".join(lines) + "\n"
+
+
+def _evidence_lines(summary: dict[str, Any]) -> list[str]:
+    """Evidence-first settings: how often each step of the answer agrees with the oracle, the step where each wrong
+    verdict first went wrong, and each flag's recall and precision."""
+    traced = {n: r["evidence"] for n, r in summary["settings"].items() if r.get("evidence")}
+    if not traced:
+        return []
+    lines = [
+        "",
+        "## Evidence-first answers: where a wrong verdict first went wrong",
+        "",
+        "Flags exact: the signals listed are exactly those that fire. Score follows: the score written is what the "
+        "listed flags add up to (SPEC 3). Verdict follows: the verdict is what flags and score decide. A wrong verdict "
+        "is put down to its first wrong step: the flags, else the sum, else the verdict itself "
+        "(fraudtune.evaluate.evidence).",
+        "",
+        "| setting | answers | flags exact | score follows flags | score exact | verdict follows | wrong verdicts "
+        "| first wrong: flags | score | verdict |",
+        "|" + "---|" * 10,
+    ]
+    for name, e in traced.items():
+        first = e["first_wrong_step"]
+        lines.append(
+            f"| {name} | {e['n']} | {_pct(e['flags_exact'])} | {_pct(e['score_follows_flags'])} | "
+            f"{_pct(e['score_exact'])} | {_pct(e['verdict_follows_evidence'])} | {e['wrong_verdicts']} | "
+            f"{first['flags']} | {first['score']} | {first['verdict']} |"
+        )
+    codes = sorted({c for e in traced.values() for c, v in e["per_code"].items() if v["n"]})
+    lines += [
+        "",
+        "Per flag, recall / precision in % (n = test rows on which it fires):",
+        "",
+        "| setting | " + " | ".join(codes) + " |",
+        "|" + "---|" * (len(codes) + 1),
+    ]
+    for name, e in traced.items():
+        cells = []
+        for code in codes:
+            v = e["per_code"].get(code, {"recall": None, "precision": None, "n": 0})
+            cells.append(f"{_pct(v['recall'])} / {_pct(v['precision'])} (n={v['n']})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_chart(summary: dict[str, Any], path: Path) -> None:

@@ -1,0 +1,90 @@
+"""Evidence-first answers traced step by step: flags, then the score they add up to, then the verdict."""
+
+from __future__ import annotations
+
+from spec_oracle import DEMO_PROFILE, changed, sample_txn, spec_assess
+
+from fraudtune.evaluate.evidence import evidence_steps
+from fraudtune.profile import load_profile
+
+PROFILE = load_profile(DEMO_PROFILE)
+# SPEC 3.1: a new device (10), a first-time category (5), a high-risk country (30) and a foreign merchant (15)
+BORDER = changed(
+    sample_txn(), device_new=True, **{"merchant.category": "clothing", "merchant.country": "NG"}
+)  # 10 + 5 + 30 + 15 = 60: FRAUD
+BELOW = changed(sample_txn(), device_new=True, **{"merchant.category": "clothing"})  # 10 + 5 = 15: LEGITIMATE
+RULE_ONLY = changed(sample_txn(), **{"velocity.txn_last_1h": 7})  # VELOCITY_BURST alone: FRAUD, score 90
+
+
+def row(txn):
+    label, score, flags = spec_assess(txn)
+    return {"label": label, "risk_score": score, "red_flags": flags, "transaction": txn}
+
+
+def answer(flags: str, score: int, label: str) -> dict:
+    text = f"Red Flags: [{flags}]\nRisk Score: {score}\n{label}\nReasoning: as listed."
+    return {"label": label, "raw_text": text}
+
+
+RIGHT = {
+    "border": answer(
+        "High-risk country (NG), Geographic mismatch (NG vs home US), New device (first use), "
+        "First-time category (clothing)",
+        60,
+        "FRAUD",
+    ),
+    "below": answer("New device (first use), First-time category (clothing)", 15, "LEGITIMATE"),
+    "rule": answer("Velocity burst (7 in 1h)", 90, "FRAUD"),
+}
+
+
+def test_the_oracle_rows_are_what_the_answers_assume():
+    assert row(BORDER)["label"] == "FRAUD" and row(BORDER)["risk_score"] == 60
+    assert row(BELOW)["label"] == "LEGITIMATE" and row(BELOW)["risk_score"] == 15
+    assert row(RULE_ONLY)["label"] == "FRAUD" and row(RULE_ONLY)["risk_score"] == 90
+
+
+def test_right_answers_agree_at_every_step():
+    rows = [row(BORDER), row(BELOW), row(RULE_ONLY)]
+    e = evidence_steps([RIGHT["border"], RIGHT["below"], RIGHT["rule"]], rows, PROFILE)
+    assert e["n"] == 3 and e["wrong_verdicts"] == 0
+    assert e["flags_exact"] == e["score_follows_flags"] == e["score_exact"] == e["verdict_follows_evidence"] == 1.0
+    assert e["per_code"]["VELOCITY_BURST"] == {"precision": 1.0, "recall": 1.0, "n": 1}
+    assert e["per_code"]["NEW_DEVICE"]["n"] == 2
+
+
+def test_each_wrong_verdict_is_put_down_to_its_first_wrong_step():
+    missed_country = answer(
+        "Geographic mismatch (NG vs home US), New device (first use), First-time category (clothing)",
+        30,
+        "LEGITIMATE",
+    )  # flags wrong (the sum and the verdict follow them)
+    bad_sum = answer(
+        "High-risk country (NG), Geographic mismatch (NG vs home US), New device (first use), "
+        "First-time category (clothing)",
+        45,
+        "LEGITIMATE",
+    )  # flags right, 45 is not what they add up to
+    bad_verdict = answer(
+        "High-risk country (NG), Geographic mismatch (NG vs home US), New device (first use), "
+        "First-time category (clothing)",
+        60,
+        "LEGITIMATE",
+    )  # flags and score right, the verdict does not follow
+    missed_rule = answer("", 0, "LEGITIMATE")
+    invented = answer("Velocity burst (1 in 1h), New device (first use), First-time category (clothing)", 90, "FRAUD")
+    rows = [row(BORDER), row(BORDER), row(BORDER), row(RULE_ONLY), row(BELOW)]
+    e = evidence_steps([missed_country, bad_sum, bad_verdict, missed_rule, invented], rows, PROFILE)
+    assert e["wrong_verdicts"] == 5
+    assert e["first_wrong_step"] == {"flags": 3, "score": 1, "verdict": 1}
+    assert e["flags_exact"] == 2 / 5
+    assert e["score_follows_flags"] == 4 / 5  # bad_sum alone
+    assert e["verdict_follows_evidence"] == 4 / 5  # bad_verdict alone
+    assert e["per_code"]["HIGH_RISK_COUNTRY"]["recall"] == 2 / 3
+    assert e["per_code"]["VELOCITY_BURST"] == {"precision": 0.0, "recall": 0.0, "n": 1}
+
+
+def test_verdict_first_answers_are_not_traced():
+    vf = {"label": "FRAUD", "raw_text": "FRAUD\nRisk Score: 60\nRed Flags: [New device]\nReasoning: x."}
+    assert evidence_steps([vf], [row(BORDER)], PROFILE) is None
+    assert evidence_steps([{"label": None, "raw_text": None}], [row(BORDER)], PROFILE) is None
