@@ -84,6 +84,14 @@ def test_each_wrong_verdict_is_put_down_to_its_first_wrong_step():
     assert e["per_code"]["VELOCITY_BURST"] == {"precision": 0.0, "recall": 0.0, "n": 1}
 
 
+def test_a_scoring_record_is_traced_from_its_evidence_and_its_label():
+    """`score` writes the evidence and reads the verdict from the next token's probability (no verdict line)."""
+    scored = {"label": "LEGITIMATE", "evidence": "Red Flags: [Velocity burst (7 in 1h)]\nRisk Score: 90\n"}
+    e = evidence_steps([scored], [row(RULE_ONLY)], PROFILE)
+    assert e["flags_exact"] == e["score_follows_flags"] == 1.0
+    assert e["verdict_follows_evidence"] == 0.0 and e["first_wrong_step"] == {"flags": 0, "score": 0, "verdict": 1}
+
+
 def test_verdict_first_answers_are_not_traced():
     vf = {"label": "FRAUD", "raw_text": "FRAUD\nRisk Score: 60\nRed Flags: [New device]\nReasoning: x."}
     assert evidence_steps([vf], [row(BORDER)], PROFILE) is None

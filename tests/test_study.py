@@ -51,7 +51,7 @@ def test_study_trains_each_setting_and_judges_all_on_one_test_set(tiny_cfg, tmp_
         assert [r["transaction_id"] for r in lines] == [m["transaction_id"] for m in test]
         assert [r["truth"] for r in lines] == [m["label"] for m in test]
         assert [r["red_flags"] for r in lines] == [m["red_flags"] for m in test]
-        assert all(isinstance(r["raw_text"], str) for r in lines)  # the answer kept: its steps can be traced later
+        assert all("evidence" in r for r in lines)  # an evidence-first answer's text kept: its steps can be traced
         hits = sum(r["label"] == r["truth"] for r in lines)
         assert hits == round(result["fine_tuned"]["accuracy"] * 60)
         border = [(r["generic_score"], r["label"] == r["truth"]) for r in lines if r["category"] == "borderline"]

@@ -261,7 +261,7 @@ def write_predictions(path: Path, records: list[dict[str, Any]], rows: list[dict
             "fraud_probability": rec["fraud_probability"],
             "truth": row["label"],
             **{k: row.get(k) for k in keep},
-            "raw_text": rec.get("raw_text"),
+            "evidence": rec.get("evidence") or rec.get("raw_text"),
         }
         for rec, row in zip(records, rows, strict=True)
     ]

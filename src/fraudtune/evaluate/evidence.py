@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fraudtune.data.chat import parse_answer
+from fraudtune.data.chat import parse_evidence
 from fraudtune.profile import Profile, score_of
 
 _EVIDENCE_FIRST = re.compile(r"^\s*red\s*flags\s*:", re.IGNORECASE)
@@ -30,30 +30,32 @@ def evidence_steps(
 ) -> dict[str, Any] | None:
     """Per-step agreement of evidence-first answers with the oracle, and the first wrong step of each wrong verdict.
 
-    records: predict records (raw_text, label); rows: the test rows' metadata (label, red_flags: every signal that
-    fires on either label, risk_score). None when no answer lists its evidence first (verdict-first answers list no
-    flags for a LEGITIMATE verdict, so their flags cannot be checked on both labels)."""
+    records: predict records (label, and the answer text: `evidence` from scoring, or `raw_text`); rows: the test
+    rows' metadata (label, red_flags: every signal that fires on either label, risk_score). None when no answer
+    lists its evidence first (verdict-first answers list no flags for a LEGITIMATE verdict, so their flags cannot
+    be checked on both labels)."""
     steps = []
     for record, row in zip(records, rows, strict=True):
-        text = record.get("raw_text") or ""
-        if not _EVIDENCE_FIRST.match(text):
+        text = record.get("evidence") or record.get("raw_text") or ""
+        label = record.get("label")
+        if not _EVIDENCE_FIRST.match(text) or label is None:
             continue
-        parsed = parse_answer(text, profile)
-        if parsed.label is None or parsed.risk_score is None:
+        score, codes, _ = parse_evidence(text, profile)
+        if score is None:
             continue
-        listed, true = set(parsed.signals), set(row.get("red_flags") or [])
-        added, _ = score_of(profile, parsed.signals)
-        rule_listed = any(profile.rule(c).kind != "generic" for c in parsed.signals)
-        follows_label = "FRAUD" if rule_listed or parsed.risk_score >= profile.decision_threshold else "LEGITIMATE"
+        listed, true = set(codes), set(row.get("red_flags") or [])
+        added, _ = score_of(profile, codes)
+        rule_listed = any(profile.rule(c).kind != "generic" for c in codes)
+        follows_label = "FRAUD" if rule_listed or score >= profile.decision_threshold else "LEGITIMATE"
         steps.append(
             {
                 "listed": listed,
                 "true": true,
                 "flags_right": listed == true,
-                "score_follows": parsed.risk_score == added,
-                "score_right": parsed.risk_score == int(row["risk_score"]),
-                "verdict_follows": (record.get("label") or parsed.label) == follows_label,
-                "verdict_right": (record.get("label") or parsed.label) == row["label"],
+                "score_follows": score == added,
+                "score_right": score == int(row["risk_score"]),
+                "verdict_follows": label == follows_label,
+                "verdict_right": label == row["label"],
             }
         )
     if not steps:
