@@ -358,6 +358,36 @@ def test_rule_min_adds_rule_cases_and_near_misses_on_top_of_the_plain_rows() -> 
     assert sum(i.category == "borderline" for i in topped) > sum(i.category == "borderline" for i in base) == 120
 
 
+def test_item_min_sets_each_blacklisted_id_apart_from_the_rules() -> None:
+    """data.item_min: each listed value (blacklisted id) at its own minimum, the rules still at rule_min, and the
+    blacklist as a whole never under rule_min; item_min=None plans exactly what rule_min alone does."""
+    import random
+    from collections import Counter
+
+    from fraudtune.data.plan import plan
+
+    def counts(intents: list) -> tuple[Counter, Counter]:
+        fired = Counter((i.rule, i.pick) for i in intents if i.rule)
+        near = Counter((i.near_miss, i.pick) for i in intents if i.near_miss)
+        return fired, near
+
+    same = plan(400, PROFILE, random.Random(1), rule_min=30, item_min=None)
+    assert same == plan(400, PROFILE, random.Random(1), rule_min=30)
+    fewer = plan(400, PROFILE, random.Random(1), rule_min=30, item_min=5)
+    fired, near = counts(fewer)
+    blacklist = next(r for r in PROFILE.rules if r.code == "BLACKLISTED_MERCHANT").when[0].value
+    need_rule, need_item = 30 / 0.8, 5 / 0.8
+    for code in set(DOCUMENTED) | set(HISTORICAL):
+        if code == "BLACKLISTED_MERCHANT":
+            per_id = [fired[(code, merchant_id)] for merchant_id in blacklist]
+            assert min(per_id) >= need_item and sum(per_id) >= need_rule
+            assert max(per_id) < need_rule  # not 30 per id any more
+            assert min(near[(code, merchant_id)] for merchant_id in blacklist) >= need_item
+        else:
+            assert fired[(code, None)] >= need_rule and near[(code, None)] >= need_rule, code
+    assert len(fewer) < len(same) - 8 * 20  # most of the blacklist rows gone
+
+
 def test_evidence_first_answers_state_flags_and_score_before_the_verdict(tmp_path: Path) -> None:
     from fraudtune.config import DataConfig
 

@@ -63,6 +63,13 @@ class DataConfig(Section):
         "id) at least this often in the training split, each with as many near misses (0: the SPEC 4 shares only; "
         "rows are added beyond data.n where the shares give fewer).",
     )
+    item_min: int | None = Field(
+        None,
+        ge=0,
+        description="The minimum for each listed value of a list rule (each blacklisted merchant id) instead of "
+        "rule_min, the rule as a whole still at rule_min (None: rule_min). An exact list is learnt from fewer "
+        "cases than a threshold: at rule_min 100, eight ids took a third of the rows.",
+    )
     answer_order: Literal["verdict_first", "evidence_first"] = Field(
         "verdict_first",
         description="Order of the answer lines: the verdict first (SPEC 2's example), or red flags and risk score "

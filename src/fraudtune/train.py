@@ -185,7 +185,13 @@ def ensure_data(cfg: RunConfig, run_dir: Path) -> Path:
 
 
 # what a generated data set's card records of the config that made it (data/generate.py data_card)
-_GENERATED_FROM = {"n_requested": "n", "seed": "seed", "rule_min": "rule_min", "answer_order": "answer_order"}
+_GENERATED_FROM = {
+    "n_requested": "n",
+    "seed": "seed",
+    "rule_min": "rule_min",
+    "item_min": "item_min",
+    "answer_order": "answer_order",
+}
 
 
 def check_data_matches(cfg: RunConfig, data_dir: Path) -> None:

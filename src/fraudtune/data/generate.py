@@ -62,7 +62,7 @@ def generate(
     rng = random.Random(seed)
     examples, attempts = [], 0
     ids, duplicates = set(), DuplicateIndex()
-    intents = plan(n, profile, rng, data_cfg.rule_min, data_cfg.train_frac)
+    intents = plan(n, profile, rng, data_cfg.rule_min, data_cfg.train_frac, data_cfg.item_min)
     for i, intent in enumerate(intents, 1):
         example, tries = sample_example(intent, profile, rng, ids, duplicates, data_cfg.answer_order)
         examples.append(example)
@@ -283,6 +283,7 @@ def data_card(
         "n": len(metas),
         "n_requested": n,
         "rule_min": data_cfg.rule_min,
+        "item_min": data_cfg.item_min,
         "twins": sum("twin_of" in m for m in metas),
         "answer_order": data_cfg.answer_order,
         "seed": seed,

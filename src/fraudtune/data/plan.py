@@ -94,16 +94,24 @@ def per_unit_need(rule_min: int, train_frac: float) -> int:
     return 0 if rule_min <= 0 else math.ceil(rule_min / train_frac) + 1
 
 
-def plan(n: int, profile: Profile, rng: random.Random, rule_min: int = 0, train_frac: float = 0.8) -> list[Intent]:
+def plan(
+    n: int,
+    profile: Profile,
+    rng: random.Random,
+    rule_min: int = 0,
+    train_frac: float = 0.8,
+    item_min: int | None = None,
+) -> list[Intent]:
     """The intents of the data set: SPEC 4 counts, balanced borderline labels, rules taken in turn, and with
     `rule_min` each unit of every company rule at least that often in the training split, with as many near
-    misses. The extra rule cases and near misses are added on top (the data set can outgrow `n`), and as many
+    misses (`item_min`, if given, for each listed value instead, with the list rule as a whole still at
+    `rule_min`). The extra rule cases and near misses are added on top (the data set can outgrow `n`), and as many
     borderline frauds as the borderline near misses added, so the labels of the borderline stay balanced; the plain
     negatives keep their SPEC 4 count, since they are most of what a model is asked about (converting them
     into near misses left a k=100 set without one ordinary legitimate row, and its model called FRAUD on half
     of them)."""
     counts = largest_remainder(n, CATEGORY_MIX)
-    need = per_unit_need(rule_min, train_frac)
+    need = unit_needs(profile, rule_min, item_min, train_frac)
     company = _company_units(profile, counts["company_specific"], need)
     near_rules = [r for r in profile.rules if has_near_miss(r)]
     n_legit, n_border = counts["clear_legitimate"], counts["borderline"]
@@ -128,16 +136,29 @@ def plan(n: int, profile: Profile, rng: random.Random, rule_min: int = 0, train_
     return intents
 
 
-def _company_units(profile: Profile, k: int, need: int) -> list[Unit]:
+def unit_needs(profile: Profile, rule_min: int, item_min: int | None, train_frac: float) -> dict[Unit, int]:
+    """Examples wanted per unit: `rule_min` (into the training split) for a rule; for one listed value of a list
+    rule `item_min` (None: `rule_min`), but never so few that the rule as a whole falls under `rule_min`."""
+    rule_need = per_unit_need(rule_min, train_frac)
+    item_need = rule_need if item_min is None else per_unit_need(item_min, train_frac)
+    needs = {}
+    for rule in profile.rules:
+        options = units(rule)
+        for unit in options:
+            needs[unit] = rule_need if unit[1] is None else max(item_need, math.ceil(rule_need / len(options)))
+    return needs
+
+
+def _company_units(profile: Profile, k: int, need: dict[Unit, int]) -> list[Unit]:
     documented, historical = profile.by_kind("documented"), profile.by_kind("historical")
     k_hist = round(k * HISTORICAL_SHARE) if documented and historical else (k if historical else 0)
     taken = take_turns(historical, k_hist) + take_turns(documented, k - k_hist)
     return _topped_up(taken, historical + documented, need)
 
 
-def _topped_up(taken: list[Unit], rules: list[Rule], need: int) -> list[Unit]:
-    """`taken` plus as many of each unit as it lacks to reach `need`."""
-    lacking = {u: max(0, need - taken.count(u)) for r in rules for u in units(r)}
+def _topped_up(taken: list[Unit], rules: list[Rule], need: dict[Unit, int]) -> list[Unit]:
+    """`taken` plus as many of each unit as it lacks to reach its `need`."""
+    lacking = {u: max(0, need[u] - taken.count(u)) for r in rules for u in units(r)}
     extra = []
     for i in range(max(lacking.values(), default=0)):  # round robin, so any prefix covers every unit alike
         extra += [u for u, k in lacking.items() if k > i]
