@@ -453,3 +453,38 @@ def _flat(obj: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def test_score_tally_states_each_weight_and_the_running_total(tmp_path: Path) -> None:
+    """data.score_tally: each generic flag's phrase ends in '; +weight = total so far' (SPEC 3.1 weights, capped at
+    100), the rules' phrases come first without one, and the score line is the last total raised to the rule's
+    floor; the answer still parses to the same record."""
+    from fraudtune.config import DataConfig
+
+    with pytest.raises(ValueError, match="score_tally needs data.answer_order=evidence_first"):
+        DataConfig(score_tally=True)
+    cfg = DataConfig(answer_order="evidence_first", score_tally=True, rule_min=2)
+    generate(tmp_path, DEMO_PROFILE, n=80, seed=5, data_cfg=cfg)
+    weights = {r.code: r.weight for r in PROFILE.rules if r.kind == "generic"}
+    metas = read_jsonl(tmp_path / "fraud_dataset.meta.jsonl")
+    seen_rule = seen_long = 0
+    for chat, meta in zip(read_jsonl(tmp_path / "fraud_dataset.jsonl"), metas, strict=True):
+        text = chat["messages"][-1]["content"]
+        parsed = parse_answer(text, PROFILE)
+        assert parsed.error is None and parsed.label == meta["label"] and parsed.risk_score == meta["risk_score"]
+        assert sorted(parsed.signals) == sorted(meta["red_flags"])
+        generic = [c for c in parsed.signals if c in weights]
+        assert parsed.signals[len(parsed.signals) - len(generic) :] == generic  # the rules first
+        steps = [(int(a), int(b)) for a, b in re.findall(r"; \+(\d+) = (\d+)\)", text.split("\n")[0])]
+        expected, total = [], 0
+        for code in generic:
+            total = min(100, total + weights[code])
+            expected.append((weights[code], total))
+        assert steps == expected, text
+        ruled = len(generic) < len(parsed.signals)
+        assert meta["risk_score"] == spec_assess(meta["transaction"])[1]
+        assert parsed.risk_score == total or (ruled and parsed.risk_score > total)  # a rule's floor lifts it
+        seen_rule += ruled
+        seen_long += len(generic) >= 3
+    assert seen_rule and seen_long
+    assert json.loads((tmp_path / "data_card.json").read_text())["score_tally"] is True

@@ -260,6 +260,13 @@ def test_decision_weight_scales_only_the_first_answer_token():
             "Red Flags: [New device (first use)]\nRisk Score: 10\nLEGITIMATE\nReasoning: y",
             [(" [", 3.0), ("New", 3.0), (")]", 3.0), ("1", 3.0), ("0", 3.0), ("LEG", 10.0)],
         ),
+        # evidence first with the running totals (data.score_tally): each total's digits too, not the weight added
+        (
+            "Red Flags: [Velocity burst (7 in 1h), New device (first use; +10 = 10), First-time category "
+            "(gift_cards; +5 = 15)]\nRisk Score: 90\nFRAUD\nReasoning: y",
+            [(" [", 3.0), ("Vel", 3.0), ("),", 3.0), (" New", 3.0), ("1", 3.0), ("0", 3.0), ("),", 3.0)]
+            + [(" First", 3.0), ("1", 3.0), ("5", 3.0), (")]", 3.0), ("9", 3.0), ("0", 3.0), ("F", 10.0)],
+        ),
     ],
 )
 def test_answer_weights_mark_the_verdict_and_the_flag_openings(tokenizer, answer: str, weighted: list) -> None:

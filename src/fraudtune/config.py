@@ -75,6 +75,12 @@ class DataConfig(Section):
         description="Order of the answer lines: the verdict first (SPEC 2's example), or red flags and risk score "
         "first so that the model states the evidence before it decides.",
     )
+    score_tally: bool = Field(
+        False,
+        description="Evidence first only: each generic flag also states its weight and the running total "
+        "('High amount (12x average; +30 = 30)'), so the risk score is reached one addition at a time instead of "
+        "summed in one step.",
+    )
     twins: bool = Field(
         False,
         description="Minimal pairs: every company-rule case, near miss and borderline row also comes as its twin, "
@@ -87,6 +93,10 @@ class DataConfig(Section):
     def _fractions(self) -> DataConfig:
         if self.train_frac + self.val_frac >= 1:
             raise ValueError(f"data.train_frac + data.val_frac ({self.train_frac + self.val_frac}) must be < 1")
+        if self.score_tally and self.answer_order != "evidence_first":
+            raise ValueError(
+                "data.score_tally needs data.answer_order=evidence_first (the tally comes before the score)"
+            )
         return self
 
 

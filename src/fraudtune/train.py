@@ -191,6 +191,7 @@ _GENERATED_FROM = {
     "rule_min": "rule_min",
     "item_min": "item_min",
     "answer_order": "answer_order",
+    "score_tally": "score_tally",
 }
 
 

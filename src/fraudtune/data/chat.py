@@ -123,6 +123,7 @@ def render_assistant(
     rng: random.Random,
     reasoning: str | None = None,
     order: str = "verdict_first",
+    tally: bool = False,
 ) -> str:
     """The SPEC 2 answer: label, score, flag phrases with fixed heads, and a varied reasoning.
 
@@ -133,17 +134,37 @@ def render_assistant(
     flag token the decision again; `parse_answer` keeps the record as SPEC 2 has it (a LEGITIMATE answer's
     signals stay in its text, not in its red_flags).
 
+    `tally` (evidence first only): each generic flag also states its weight and the running total of the weights
+    listed so far, "High amount (12x average; +30 = 30)", so the score is reached one addition at a time.
+
     `reasoning` replaces the generated sentence (imported data whose label comes from the issuer's case review).
     """
     facts = detail_facts(txn)
     codes = verdict.red_flags if verdict.label == "FRAUD" else []
     if order == "evidence_first":
         codes = sorted(verdict.red_flags, key=lambda c: profile.rule(c).kind == "generic")
-    flags = f"Red Flags: [{', '.join(red_flag_phrase(profile.rule(code), facts) for code in codes)}]"
+    phrases = [red_flag_phrase(profile.rule(code), facts) for code in codes]
+    if tally and order == "evidence_first":
+        phrases = tallied(phrases, [profile.rule(code) for code in codes], profile.max_score)
+    flags = f"Red Flags: [{', '.join(phrases)}]"
     score = f"Risk Score: {verdict.risk_score}"
     lines = [verdict.label, score, flags] if order == "verdict_first" else [flags, score, verdict.label]
     why = reasoning if reasoning is not None else render_reasoning(verdict, txn, profile, rng)
     return "\n".join([*lines, f"Reasoning: {why}"])
+
+
+def tallied(phrases: list[str], rules: list[Any], cap: int) -> list[str]:
+    """Each generic flag's phrase with "; +weight = running total" inside its brackets (the total capped like the
+    score); the rules' phrases as they are (a rule decides by itself; its floor is in the score line)."""
+    out, total = [], 0
+    for phrase, rule in zip(phrases, rules, strict=True):
+        if rule.kind != "generic":
+            out.append(phrase)
+            continue
+        total = min(cap, total + rule.weight)
+        step = f"+{rule.weight} = {total}"
+        out.append(f"{phrase[:-1]}; {step})" if phrase.endswith(")") else f"{phrase} ({step})")
+    return out
 
 
 def render_reasoning(verdict: Verdict, txn: dict[str, Any], profile: Profile, rng: random.Random) -> str:

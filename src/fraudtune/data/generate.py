@@ -64,7 +64,9 @@ def generate(
     ids, duplicates = set(), DuplicateIndex()
     intents = plan(n, profile, rng, data_cfg.rule_min, data_cfg.train_frac, data_cfg.item_min)
     for i, intent in enumerate(intents, 1):
-        example, tries = sample_example(intent, profile, rng, ids, duplicates, data_cfg.answer_order)
+        example, tries = sample_example(
+            intent, profile, rng, ids, duplicates, data_cfg.answer_order, data_cfg.score_tally
+        )
         examples.append(example)
         attempts += tries
         if i % 1000 == 0:
@@ -75,7 +77,7 @@ def generate(
         from fraudtune.data.twins import add_twins
 
         def render(intent: Intent, txn: dict[str, Any], verdict: Verdict) -> Example:
-            return _example(intent, txn, verdict, profile, rng, data_cfg.answer_order)
+            return _example(intent, txn, verdict, profile, rng, data_cfg.answer_order, data_cfg.score_tally)
 
         twins = add_twins(examples, profile, rng, ids, duplicates, render, lambda v: classify(v, profile))
         log.info("added %d minimal-pair twins", len(twins))
@@ -123,6 +125,7 @@ def sample_example(
     ids: set[str],
     duplicates: DuplicateIndex,
     answer_order: str = "verdict_first",
+    tally: bool = False,
 ) -> tuple[Example, int]:
     """Shape fresh transactions until the oracle's verdict meets the intent; a near miss that can't be had for
     this category falls back to the next rule in turn, then to a plain example."""
@@ -136,7 +139,7 @@ def sample_example(
         if _meets(intent, txn, verdict, profile) and not validate_transaction(txn):
             ids.update({txn["transaction_id"], txn["customer"]["id"]})
             duplicates.add(txn)
-            return _example(intent, txn, verdict, profile, rng, answer_order), attempt
+            return _example(intent, txn, verdict, profile, rng, answer_order, tally), attempt
     raise FraudtuneError(
         f"{profile.source}: could not generate a {intent.category} example"
         f"{' for rule ' + intent.rule if intent.rule else ''} in {MAX_ATTEMPTS} tries; "
@@ -253,9 +256,15 @@ def _consistent(txn: dict[str, Any]) -> bool:
 
 
 def _example(
-    intent: Intent, txn: dict[str, Any], verdict: Verdict, profile: Profile, rng: random.Random, answer_order: str
+    intent: Intent,
+    txn: dict[str, Any],
+    verdict: Verdict,
+    profile: Profile,
+    rng: random.Random,
+    answer_order: str,
+    tally: bool = False,
 ) -> Example:
-    answer = render_assistant(verdict, txn, profile, rng, order=answer_order)
+    answer = render_assistant(verdict, txn, profile, rng, order=answer_order, tally=tally)
     kind = profile.rule(verdict.deciding_rule).kind if verdict.deciding_rule else None
     meta = {
         "transaction_id": txn["transaction_id"],
@@ -286,6 +295,7 @@ def data_card(
         "item_min": data_cfg.item_min,
         "twins": sum("twin_of" in m for m in metas),
         "answer_order": data_cfg.answer_order,
+        "score_tally": data_cfg.score_tally,
         "seed": seed,
         "profile": str(profile_path),
         "profile_name": profile.name,

@@ -65,7 +65,9 @@ def import_csv(
             errors += [str(RecordError(str(csv_path), line, f, p)) for f, p in problems]
             continue
         ids.add(txn["transaction_id"])
-        examples.append(issuer_example(txn, label, profile, rng, {"csv_line": line}, data_cfg.answer_order))
+        examples.append(
+            issuer_example(txn, label, profile, rng, {"csv_line": line}, data_cfg.answer_order, data_cfg.score_tally)
+        )
     examples, dropped = dedupe(examples)
     summary = {
         "csv": str(csv_path),
@@ -202,6 +204,7 @@ def issuer_example(
     rng: random.Random,
     source: dict[str, Any],
     order: str = "verdict_first",
+    tally: bool = False,
 ) -> Example:
     """The chat example of one imported transaction: the issuer's label, the profile's explanation; `source`
     (where the row came from) goes into the meta line."""
@@ -209,7 +212,7 @@ def issuer_example(
     agrees = verdict.label == label
     category = (classify(verdict, profile) or IMPORTED) if agrees else IMPORTED
     shown, reasoning = (verdict, None) if agrees else _case_review(verdict, label, profile)
-    answer = render_assistant(shown, txn, profile, rng, reasoning=reasoning, order=order)
+    answer = render_assistant(shown, txn, profile, rng, reasoning=reasoning, order=order, tally=tally)
     kind = profile.rule(verdict.deciding_rule).kind if verdict.deciding_rule and agrees else None
     meta = {
         "transaction_id": txn["transaction_id"],

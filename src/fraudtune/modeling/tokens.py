@@ -47,12 +47,14 @@ def encode_example(
 _VERDICT_LINE = re.compile(r"^(FRAUD|LEGITIMATE)\b", re.MULTILINE)
 _FLAGS_OPEN = re.compile(r"^Red Flags: \[", re.MULTILINE)
 _SCORE_VALUE = re.compile(r"^Risk Score: (\d+)", re.MULTILINE)
+_TALLY = re.compile(r"\+\d+ = (\d+)\)")  # a flag's running total (data.score_tally): "; +30 = 45)"
 
 
 def answer_weights(answer: str, offsets: list[tuple[int, int]], decision: float, flags: float) -> list[float]:
     """Loss weight per answer token: `decision` on the verdict token; `flags` on each token where the evidence
     is decided: the one holding the list's '[' (whether any flag follows), the first token of each flag, the
-    token after each flag (',' for another one or ']' for the end) and the score's digits; 1 elsewhere.
+    token after each flag (',' for another one or ']' for the end), the running totals' digits (data.score_tally)
+    and the score's digits; 1 elsewhere.
 
     The tokens that decide carry few of an answer's ~70 supervised positions; weighting them keeps the
     classification from drowning in the wording of the reasoning."""
@@ -76,6 +78,9 @@ def answer_weights(answer: str, offsets: list[tuple[int, int]], decision: float,
                 marks[i] = flags
         if close > bracket + 1:  # the end of a non-empty list
             marks[close] = flags
+        for total in _TALLY.finditer(answer, bracket, close if close > 0 else bracket):  # data.score_tally
+            for i in range(total.start(1), total.end(1)):
+                marks[i] = flags
     score = _SCORE_VALUE.search(answer)
     if score:
         for i in range(score.start(1), score.end(1)):

@@ -170,7 +170,9 @@ class LogImport:
             self.counts["near_duplicates"] += 1
             return
         source = {"source_row": row.number, **marks}
-        example = issuer_example(txn, row.label, self.profile, self.rng, source, self.cfg.answer_order)
+        example = issuer_example(
+            txn, row.label, self.profile, self.rng, source, self.cfg.answer_order, self.cfg.score_tally
+        )
         self.writer.add(example)
         self.table.add(txn, row.label == "FRAUD", seconds, marks["merchant_new"])
         self.counts["imported"] += 1
