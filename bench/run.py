@@ -295,8 +295,13 @@ def print_table(r: dict) -> None:
         )
     s = r["scoring"]
     print(
-        f"\nscoring (predict --no-explain): {s['score_tps']:.1f} transactions/s fp32, {s['score_tps_bf16']:.1f} bf16 "
-        f"(labels agree {s['bf16_label_agreement']:.0%}); label via generate: "
+        f"\nscoring (predict --no-explain): {s['score_tps']:.1f} transactions/s fp32, "
+        + (
+            f"{s['score_tps_bf16']:.1f} bf16 (labels agree {s['bf16_label_agreement']:.0%})"
+            if s.get("score_tps_bf16") is not None
+            else f"bf16 {s.get('bf16_skipped', 'not measured')}"
+        )
+        + "; label via generate: "
         f"{s['generate_tps']:.2f} transactions/s ({s['score_tps'] / s['generate_tps']:.0f}x); generation "
         f"{s['generation_tokens_per_second']:.1f} tokens/s"
     )

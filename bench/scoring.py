@@ -11,6 +11,9 @@ from pathlib import Path
 import fraudtune
 from fraudtune.files import read_jsonl
 from fraudtune.modeling.inference import encode_prompts, fraud_probabilities, generate_all
+from fraudtune.modeling.loading import cpu_has_fast_bf16
+
+NO_FAST_BF16 = "not measured: this CPU has no native bf16 (AVX512-BF16 or AMX), where bf16 runs many times slower"
 
 
 def score_rate(adapter: str, txns: list, precision: str, repeats: int = 3) -> tuple[float, list[float], object]:
@@ -56,13 +59,37 @@ def decode_batch_ab(predictor: object, txns: list, steps: int = 24, repeats: int
     return {"ms_per_row_step_16": m16, "ms_per_row_step_64": m64, "ratio": m16 / m64, "repeats": repeats}
 
 
+def bf16_fields(probs: list[float], bf16: tuple | None) -> dict:
+    """bf16 scoring against fp32: rate, label agreement, largest probability difference (None where not run)."""
+    if bf16 is None:
+        return {
+            "score_tps_bf16": None,
+            "bf16_max_probability_difference": None,
+            "bf16_label_agreement": None,
+            "bf16_skipped": NO_FAST_BF16,
+        }
+    tps, bf16_probs = bf16
+    pairs = list(zip(probs, bf16_probs, strict=True))
+    return {
+        "score_tps_bf16": tps,
+        "bf16_max_probability_difference": max(abs(a - b) for a, b in pairs),
+        "bf16_label_agreement": sum((a >= 0.5) == (b >= 0.5) for a, b in pairs) / len(pairs),
+    }
+
+
 def main(adapter: str, meta_file: str, score_n: int, gen_n: int) -> dict:
+    import torch
+
     txns = [m["transaction"] for m in read_jsonl(Path(meta_file))]
     txns = (txns * (score_n // len(txns) + 1))[:score_n]
-    bf16_tps, bf16_probs, bf16_predictor = score_rate(adapter, txns, "bf16")
-    prefix = prefix_ab(bf16_predictor, txns)
-    del bf16_predictor
+    bf16, prefix = None, None
+    if cpu_has_fast_bf16() or torch.cuda.is_available():
+        bf16_tps, bf16_probs, bf16_predictor = score_rate(adapter, txns, "bf16")
+        bf16, prefix = (bf16_tps, bf16_probs), {**prefix_ab(bf16_predictor, txns), "precision": "bf16"}
+        del bf16_predictor
     score_tps, probs, predictor = score_rate(adapter, txns, "fp32")
+    if prefix is None:
+        prefix = {**prefix_ab(predictor, txns), "precision": "fp32"}
     decode = decode_batch_ab(predictor, txns[:64])
     began = time.perf_counter()
     answers = predictor.explain(txns[:gen_n], batch_size=gen_n)
@@ -70,13 +97,10 @@ def main(adapter: str, meta_file: str, score_n: int, gen_n: int) -> dict:
     tokens = sum(a["completion_tokens"] for a in answers)
     return {
         "score_tps": score_tps,
-        "score_tps_bf16": bf16_tps,
-        "bf16_max_probability_difference": max(abs(a - b) for a, b in zip(probs, bf16_probs, strict=True)),
-        "bf16_label_agreement": sum((a >= 0.5) == (b >= 0.5) for a, b in zip(probs, bf16_probs, strict=True))
-        / len(probs),
+        **bf16_fields(probs, bf16),
         "generate_tps": gen_n / gen_seconds,
         "generation_tokens_per_second": tokens / gen_seconds,
-        "prefix_cache_bf16": prefix,
+        "prefix_cache": prefix,
         "decode_batch_fp32": decode,
         "score_n": score_n,
         "gen_n": gen_n,

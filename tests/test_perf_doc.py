@@ -155,3 +155,20 @@ def test_mfu_counts_layers_run_once_without_a_backward():
         "model.norm.weight": torch.zeros(5),
     }
     assert layer_sizes(weights, 2) == [6, 4]
+
+
+def test_a_cpu_without_native_bf16_gets_no_bf16_scoring_figures():
+    """bench/scoring.py skips bf16 where the CPU has no AVX512-BF16/AMX (it runs many times slower there): the
+    document says so instead of printing a figure, and the scoring target is judged on fp32."""
+    r = result(300.0, 2500.0)
+    r["scoring"].update(
+        score_tps_bf16=None,
+        bf16_label_agreement=None,
+        bf16_max_probability_difference=None,
+        bf16_skipped="not measured: this CPU has no native bf16",
+        prefix_cache={"with": 12.0, "without": 10.0, "repeats": 3, "precision": "fp32"},
+    )
+    text = render(r, demo_min=12.0)
+    assert "with `--precision bf16`: not measured: this CPU has no native bf16" in text
+    assert "| scoring >= 20 transactions/s | 30.0 fp32 | met |" in text
+    assert "10.0 transactions/s without it in fp32" in text
