@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spec_oracle import DEMO_PROFILE, changed, sample_txn, spec_assess
+from spec_oracle import DEMO_PROFILE, changed, sample_txn, spec_assess, spec_generic_score
 
 from fraudtune.evaluate.evidence import evidence_steps
 from fraudtune.profile import load_profile
@@ -18,7 +18,17 @@ RULE_ONLY = changed(sample_txn(), **{"velocity.txn_last_1h": 7})  # VELOCITY_BUR
 
 def row(txn):
     label, score, flags = spec_assess(txn)
-    return {"label": label, "risk_score": score, "red_flags": flags, "transaction": txn}
+    rule = next((f for f in flags if f == "VELOCITY_BURST"), None)
+    return {
+        "label": label,
+        "risk_score": score,
+        "red_flags": flags,
+        "transaction": txn,
+        "category": "company_specific" if rule else ("borderline" if score >= 40 else "clear_legitimate"),
+        "generic_score": spec_generic_score(txn),
+        "deciding_rule": rule,
+        "rule_kind": "documented" if rule else None,
+    }
 
 
 def answer(flags: str, score: int, label: str) -> dict:
@@ -96,3 +106,42 @@ def test_verdict_first_answers_are_not_traced():
     vf = {"label": "FRAUD", "raw_text": "FRAUD\nRisk Score: 60\nRed Flags: [New device]\nReasoning: x."}
     assert evidence_steps([vf], [row(BORDER)], PROFILE) is None
     assert evidence_steps([{"label": None, "raw_text": None}], [row(BORDER)], PROFILE) is None
+    cut = {"label": "FRAUD", "evidence": "Red Flags: [New device (first use), High-risk"}  # no score line
+    e = evidence_steps([cut, RIGHT["rule"]], [row(BORDER), row(RULE_ONLY)], PROFILE)
+    assert e["n"] == 1 and e["unparsed"] == 1
+
+
+def test_the_study_table_traces_evidence_first_settings_only():
+    """docs/results/knowledge_study.md: a section per step for the evidence-first settings, none for the others."""
+    from fraudtune.study import SLICES, judge, render_markdown
+
+    rows = [row(BORDER), row(BELOW), row(RULE_ONLY)]
+    records = [{**RIGHT["border"], "fraud_probability": 0.9}, {**RIGHT["below"], "fraud_probability": 0.1}]
+    records.append({"label": "LEGITIMATE", "fraud_probability": 0.2, "evidence": "Red Flags: []\nRisk Score: 0\n"})
+    judged = judge(records, rows, PROFILE)
+    judged.pop("correct")
+
+    def setting(evidence):
+        return {
+            "n_train": 10,
+            "train_seconds": 60.0,
+            "fine_tuned": judged,
+            "gradient_boosting": judged,
+            "mcnemar_vs_gradient_boosting": {"p": 1.0},
+            "overrides": [],
+            "evidence": evidence,
+        }
+
+    summary = {
+        "test": {"n": 3, "source": "t", "seed": 1},
+        "decision_threshold": 50,
+        "rules_engine": judged,
+        "settings": {"vf": setting(None), "ef": setting(evidence_steps(records, rows, PROFILE))},
+        "pending": {},
+    }
+    text = render_markdown(summary)
+    assert len(SLICES) == 7
+    assert "## Evidence-first answers: where a wrong verdict first went wrong" in text
+    assert "| ef | 3 | 0 | 66.7 | 100.0 | 66.7 | 100.0 | 1 | 1 | 0 | 0 |" in text
+    assert "| vf |" in text and "| vf | 3 |" not in text.split("## Evidence-first")[1]
+    assert "VELOCITY_BURST" in text.split("Per flag")[1] and "0.0 / – (n=1)" in text

@@ -421,16 +421,16 @@ def _evidence_lines(summary: dict[str, Any]) -> list[str]:
         "is put down to its first wrong step: the flags, else the sum, else the verdict itself "
         "(fraudtune.evaluate.evidence).",
         "",
-        "| setting | answers | flags exact | score follows flags | score exact | verdict follows | wrong verdicts "
-        "| first wrong: flags | score | verdict |",
-        "|" + "---|" * 10,
+        "| setting | answers | no score line | flags exact | score follows flags | score exact | verdict follows "
+        "| wrong verdicts | first wrong: flags | score | verdict |",
+        "|" + "---|" * 11,
     ]
     for name, e in traced.items():
         first = e["first_wrong_step"]
         lines.append(
-            f"| {name} | {e['n']} | {_pct(e['flags_exact'])} | {_pct(e['score_follows_flags'])} | "
-            f"{_pct(e['score_exact'])} | {_pct(e['verdict_follows_evidence'])} | {e['wrong_verdicts']} | "
-            f"{first['flags']} | {first['score']} | {first['verdict']} |"
+            f"| {name} | {e['n']} | {e.get('unparsed', 0)} | {_pct(e['flags_exact'])} | "
+            f"{_pct(e['score_follows_flags'])} | {_pct(e['score_exact'])} | {_pct(e['verdict_follows_evidence'])} | "
+            f"{e['wrong_verdicts']} | {first['flags']} | {first['score']} | {first['verdict']} |"
         )
     codes = sorted({c for e in traced.values() for c, v in e["per_code"].items() if v["n"]})
     lines += [

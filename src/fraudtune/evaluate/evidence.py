@@ -34,14 +34,15 @@ def evidence_steps(
     rows' metadata (label, red_flags: every signal that fires on either label, risk_score). None when no answer
     lists its evidence first (verdict-first answers list no flags for a LEGITIMATE verdict, so their flags cannot
     be checked on both labels)."""
-    steps = []
+    steps, unparsed = [], 0
     for record, row in zip(records, rows, strict=True):
         text = record.get("evidence") or record.get("raw_text") or ""
         label = record.get("label")
         if not _EVIDENCE_FIRST.match(text) or label is None:
             continue
         score, codes, _ = parse_evidence(text, profile)
-        if score is None:
+        if score is None:  # cut off or malformed before its score line
+            unparsed += 1
             continue
         listed, true = set(codes), set(row.get("red_flags") or [])
         added, _ = score_of(profile, codes)
@@ -82,6 +83,7 @@ def evidence_steps(
         }
     return {
         "n": n,
+        "unparsed": unparsed,
         "flags_exact": sum(s["flags_right"] for s in steps) / n,
         "score_follows_flags": sum(s["score_follows"] for s in steps) / n,
         "score_exact": sum(s["score_right"] for s in steps) / n,
