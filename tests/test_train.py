@@ -382,6 +382,31 @@ def test_evidence_first_run_trains_scores_and_predicts(tmp_path):
     assert all(r["label"] in ("FRAUD", "LEGITIMATE") and 0 <= r["fraud_probability"] <= 1 for r in records)
 
 
+def test_validation_traces_the_evidence_first_answers_against_the_references(tmp_path):
+    """Each epoch's validation also says where evidence-first answers go wrong (flags, score, verdict), read from
+    the evidence the scoring wrote anyway and the reference answers' own flags and score."""
+    from fraudtune.train import ValidationScorer
+
+    cfg = tiny_config("data.answer_order=evidence_first", "train.val_score_n=0")
+    system, user = {"role": "system", "content": "s"}, {"role": "user", "content": "u"}
+    references = [
+        "Red Flags: [Velocity burst (7 in 1h)]\nRisk Score: 90\nFRAUD\nReasoning: r",
+        "Red Flags: [New device (first use)]\nRisk Score: 10\nLEGITIMATE\nReasoning: r",
+        "Red Flags: []\nRisk Score: 0\nLEGITIMATE\nReasoning: r",
+    ]
+    chats = [[system, user, {"role": "assistant", "content": text}] for text in references]
+    scorer = ValidationScorer(tmp_path, None, chats, cfg)
+    written = [
+        "Red Flags: []\nRisk Score: 0\n",  # the rule missed: wrong at the flags
+        "Red Flags: [New device (first use)]\nRisk Score: 10\n",
+        "Red Flags: [New device (first use)]\nRisk Score: 60\n",  # a flag invented, and a sum that is not its own
+    ]
+    trace = scorer.trace([0.1, 0.2, 0.8], written)
+    assert trace["flags_exact"] == 1 / 3 and trace["score_follows_flags"] == 2 / 3
+    assert trace["verdict_follows_evidence"] == 1.0 and trace["unparsed"] == 0
+    assert (trace["first_wrong_flags"], trace["first_wrong_score"], trace["first_wrong_verdict"]) == (2, 0, 0)
+
+
 def test_top_layers_adapts_only_the_upper_layers():
     from fraudtune.train import build_model
 

@@ -788,29 +788,34 @@ def _replace_dir(src: Path, dst: Path) -> None:
 
 
 class ValidationScorer(TrainerCallback):
-    """After each validation pass, validation accuracy/F1 from the label token's probability (no sampling)."""
+    """After each validation pass, validation accuracy/F1 from the label token's probability (no sampling); for
+    evidence-first answers also the evidence trace (evaluate/evidence.py) against the reference answers: which
+    step (flags, score, verdict) the model gets wrong, at every epoch, from the evidence it wrote anyway."""
 
     def __init__(self, run_dir: Path, tokenizer: Any, chats: list, cfg: RunConfig) -> None:
         self.path, self.tokenizer, self.cfg = run_dir / paths.METRICS, tokenizer, cfg
         chats = scored_subset(chats, cfg.train.val_score_n, cfg.train.seed)
         self.prompts = [c[:-1] for c in chats]
         self.truth = [answer_label(c[-1]["content"]) == "FRAUD" for c in chats]
+        self.references = [c[-1]["content"] for c in chats]
 
     def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
-        from fraudtune.modeling.inference import fraud_probabilities
+        from fraudtune.modeling.inference import encode_prompts, verdict_scores
 
         was_training = model.training
         model.eval()
-        probs, _ = fraud_probabilities(
+        probs, evidence = verdict_scores(
             model,
             self.tokenizer,
-            self.prompts,
+            encode_prompts(model, self.tokenizer, self.prompts),
             self.cfg.train.eval_batch_size,
             answer_order=self.cfg.data.answer_order,
             max_evidence_tokens=self.cfg.eval.max_new_tokens,
         )
         model.train(was_training)
         scores = classification_scores(self.truth, [p >= 0.5 for p in probs])
+        if evidence is not None:
+            scores.update(self.trace(probs, [e.text for e in evidence]))
         if metrics is not None:
             metrics.update({f"eval_val_{k}": v for k, v in scores.items()})
         if not state.is_world_process_zero:  # DDP: every rank scores (same numbers), rank 0 writes
@@ -824,6 +829,27 @@ class ValidationScorer(TrainerCallback):
                 **{f"val_{k}": v for k, v in scores.items()},
             },
         )
+
+    def trace(self, probs: list[float], texts: list[str]) -> dict[str, Any]:
+        """The evidence trace of the validation answers against the reference answers' own flags and score."""
+        from fraudtune.data.chat import parse_evidence
+        from fraudtune.evaluate.evidence import evidence_steps
+        from fraudtune.profile import load_profile
+
+        profile = load_profile(self.cfg.data.profile)
+        rows = []
+        for reference, fraud in zip(self.references, self.truth, strict=True):
+            score, codes, _ = parse_evidence(reference, profile)
+            rows.append({"label": "FRAUD" if fraud else "LEGITIMATE", "red_flags": codes, "risk_score": score or 0})
+        records = [
+            {"label": "FRAUD" if p >= 0.5 else "LEGITIMATE", "evidence": text}
+            for p, text in zip(probs, texts, strict=True)
+        ]
+        steps = evidence_steps(records, rows, profile)
+        if steps is None:
+            return {}
+        keep = ("flags_exact", "score_follows_flags", "verdict_follows_evidence", "unparsed")
+        return {**{k: steps[k] for k in keep}, **{f"first_wrong_{k}": v for k, v in steps["first_wrong_step"].items()}}
 
 
 def scored_subset(chats: list, n: int, seed: int) -> list:
@@ -1064,5 +1090,10 @@ def write_summary(
     vals = [row for row in read_jsonl_lenient(run_dir / paths.METRICS) if "val_accuracy" in row]
     summary["val_accuracy_per_epoch"] = [round(row["val_accuracy"], 4) for row in vals]
     summary["val_f1_per_epoch"] = [round(row["val_f1"], 4) for row in vals]
+    if any("val_flags_exact" in row for row in vals):  # evidence first: where the validation answers go wrong
+        summary["val_evidence_per_epoch"] = [
+            {k[4:]: row[k] for k in row if k.startswith(("val_flags", "val_score", "val_verdict", "val_first_wrong"))}
+            for row in vals
+        ]
     write_json(run_dir / paths.TRAIN_SUMMARY, summary)
     return summary
