@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from spec_oracle import DEMO_PROFILE, changed, sample_txn, spec_assess, spec_generic_score
 
-from fraudtune.evaluate.evidence import evidence_steps
+from fraudtune.data.evidence import evidence_steps
 from fraudtune.profile import load_profile
 
 PROFILE = load_profile(DEMO_PROFILE)

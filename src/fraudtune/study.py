@@ -20,10 +20,10 @@ import numpy as np
 
 from fraudtune import paths
 from fraudtune.config import RunConfig, config_to_dict, with_overrides
+from fraudtune.data.evidence import evidence_steps
 from fraudtune.errors import FraudtuneError
 from fraudtune.evaluate import metrics
 from fraudtune.evaluate.baselines import GradientBoosting, rules_engine
-from fraudtune.evaluate.evidence import evidence_steps
 from fraudtune.evaluate.summary import slices
 from fraudtune.evaluate.testset import TestSet, read_meta, without_overlap
 from fraudtune.files import append_jsonl, read_json, read_jsonl_lenient, write_json, write_jsonl, write_text_atomic
@@ -419,7 +419,7 @@ def _evidence_lines(summary: dict[str, Any]) -> list[str]:
         "Flags exact: the signals listed are exactly those that fire. Score follows: the score written is what the "
         "listed flags add up to (SPEC 3). Verdict follows: the verdict is what flags and score decide. A wrong verdict "
         "is put down to its first wrong step: the flags, else the sum, else the verdict itself "
-        "(fraudtune.evaluate.evidence).",
+        "(fraudtune.data.evidence).",
         "",
         "| setting | answers | no score line | flags exact | score follows flags | score exact | verdict follows "
         "| wrong verdicts | first wrong: flags | score | verdict |",

@@ -789,7 +789,7 @@ def _replace_dir(src: Path, dst: Path) -> None:
 
 class ValidationScorer(TrainerCallback):
     """After each validation pass, validation accuracy/F1 from the label token's probability (no sampling); for
-    evidence-first answers also the evidence trace (evaluate/evidence.py) against the reference answers: which
+    evidence-first answers also the evidence trace (data/evidence.py) against the reference answers: which
     step (flags, score, verdict) the model gets wrong, at every epoch, from the evidence it wrote anyway."""
 
     def __init__(self, run_dir: Path, tokenizer: Any, chats: list, cfg: RunConfig) -> None:
@@ -833,7 +833,7 @@ class ValidationScorer(TrainerCallback):
     def trace(self, probs: list[float], texts: list[str]) -> dict[str, Any]:
         """The evidence trace of the validation answers against the reference answers' own flags and score."""
         from fraudtune.data.chat import parse_evidence
-        from fraudtune.evaluate.evidence import evidence_steps
+        from fraudtune.data.evidence import evidence_steps
         from fraudtune.profile import load_profile
 
         profile = load_profile(self.cfg.data.profile)
