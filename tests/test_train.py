@@ -100,7 +100,8 @@ def test_adapter_reloads_with_plain_peft(trained_tiny_run, tiny_model_dir):
 def test_lora_fits_one_batch(tmp_path):
     """LoRA alone on the tiny model: its 16-wide random layers under frozen random tied embeddings can only nudge
     the logits (over a whole epoch the drop is below the batch-to-batch spread), so the check is one fixed batch
-    fitted step by step: its loss falls at every stretch of steps."""
+    fitted step by step: its loss falls at every stretch of steps (at a learning rate of 0.02: at 0.05 Adam's steps
+    overshoot on some batches and the loss wanders)."""
     from fraudtune.modeling.tokens import collate
     from fraudtune.train import answer_only_loss, build_model, encode_rows, ensure_data, load_split
 
@@ -108,7 +109,7 @@ def test_lora_fits_one_batch(tmp_path):
     model, tokenizer = build_model(cfg)
     encoded, _ = encode_rows(load_split(ensure_data(cfg, tmp_path), "train")[:4], tokenizer, cfg.data.max_length)
     batch = {k: v for k, v in collate(encoded, tokenizer.pad_token_id).items() if k != "weights"}
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.02)
     model.train()
     losses = []
     for _ in range(40):
