@@ -797,7 +797,19 @@ class ValidationScorer(TrainerCallback):
         chats = scored_subset(chats, cfg.train.val_score_n, cfg.train.seed)
         self.prompts = [c[:-1] for c in chats]
         self.truth = [answer_label(c[-1]["content"]) == "FRAUD" for c in chats]
-        self.references = [c[-1]["content"] for c in chats]
+        self.references = self._reference_rows(chats) if cfg.data.answer_order == "evidence_first" else None
+
+    def _reference_rows(self, chats: list) -> list[dict[str, Any]]:
+        """The reference answers' label, flags and score, parsed once for the per-epoch evidence trace."""
+        from fraudtune.data.chat import parse_evidence
+        from fraudtune.profile import load_profile
+
+        self.profile = load_profile(self.cfg.data.profile)
+        rows = []
+        for chat, fraud in zip(chats, self.truth, strict=True):
+            score, codes, _ = parse_evidence(chat[-1]["content"], self.profile)
+            rows.append({"label": "FRAUD" if fraud else "LEGITIMATE", "red_flags": codes, "risk_score": score or 0})
+        return rows
 
     def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
         from fraudtune.modeling.inference import encode_prompts, verdict_scores
@@ -832,20 +844,15 @@ class ValidationScorer(TrainerCallback):
 
     def trace(self, probs: list[float], texts: list[str]) -> dict[str, Any]:
         """The evidence trace of the validation answers against the reference answers' own flags and score."""
-        from fraudtune.data.chat import parse_evidence
         from fraudtune.data.evidence import evidence_steps
-        from fraudtune.profile import load_profile
 
-        profile = load_profile(self.cfg.data.profile)
-        rows = []
-        for reference, fraud in zip(self.references, self.truth, strict=True):
-            score, codes, _ = parse_evidence(reference, profile)
-            rows.append({"label": "FRAUD" if fraud else "LEGITIMATE", "red_flags": codes, "risk_score": score or 0})
+        if self.references is None:
+            return {}
         records = [
             {"label": "FRAUD" if p >= 0.5 else "LEGITIMATE", "evidence": text}
             for p, text in zip(probs, texts, strict=True)
         ]
-        steps = evidence_steps(records, rows, profile)
+        steps = evidence_steps(records, self.references, self.profile)
         if steps is None:
             return {}
         keep = ("flags_exact", "score_follows_flags", "verdict_follows_evidence", "unparsed")
