@@ -11,7 +11,10 @@ from fraudtune import paths
 from fraudtune.cli import main
 from fraudtune.config import with_overrides
 
-SETTINGS = {"small": ["data.n=40", "train.epochs=1"], "more-rules": ["data.n=40", "data.rule_min=2", "train.epochs=1"]}
+SETTINGS = {
+    "small": ["data.n=40", "train.epochs=1", "lora.top_layers=1"],
+    "more-rules": ["data.n=40", "data.rule_min=2", "train.epochs=1"],
+}
 
 
 def test_study_trains_each_setting_and_judges_all_on_one_test_set(tiny_cfg, tmp_path, capsys):
@@ -28,6 +31,8 @@ def test_study_trains_each_setting_and_judges_all_on_one_test_set(tiny_cfg, tmp_
 
     assert f"(trained on {cpu_info()['model']}, {cpu_info()['cores']} cores" in table  # train times need the CPU
 
+    # the frozen layers' output of the top-layers setting is kept for any later setting on the same rows
+    assert list((run_dir / paths.STUDY_FROZEN_STORE).glob("*.safetensors"))
     summary = json.loads((run_dir / paths.STUDY_JSON).read_text())
     assert (run_dir / paths.STUDY_CHART).stat().st_size > 10_000 and (run_dir / paths.STUDY_MD).exists()
     test = read_jsonl(run_dir / paths.STUDY_TEST_DIR / paths.DATASET_META)

@@ -614,6 +614,40 @@ def test_a_run_killed_in_the_frozen_pass_keeps_its_parts_when_started_again(tmp_
     assert not (root / "epoch-9").exists()
 
 
+def test_a_shared_frozen_store_serves_the_next_run_on_the_same_rows(tmp_path, monkeypatch, caplog):
+    """With train.frozen_store, a second run on the same rows (another recipe of a study) computes no frozen part:
+    it reads the first run's, which stay when training ends; the time it reports still counts their cost."""
+    import fraudtune.modeling.frozen as frozen
+    import fraudtune.train as train_module
+
+    store = tmp_path / "store"
+    cfg = tiny_config("model.tiny_layers=4", "lora.top_layers=1", "train.epochs=1", f"train.frozen_store={store}")
+    monkeypatch.setattr(train_module, "FROZEN_PART_EXAMPLES", 8)
+    original = frozen.lower_states
+    calls: list[int] = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(frozen, "lower_states", counted)
+    train(cfg, tmp_path / "first")
+    parts = sorted(p.name for p in store.glob("*.safetensors"))
+    assert len(parts) == len(calls) >= 2
+    assert not (tmp_path / "first" / paths.CHECKPOINTS_DIR / paths.FROZEN_DIR).exists()
+
+    calls.clear()
+    other = tiny_config(
+        "model.tiny_layers=4", "lora.top_layers=1", "train.epochs=1", "train.lr=3e-4", f"train.frozen_store={store}"
+    )
+    with caplog.at_level("INFO", logger="fraudtune.train"):
+        summary = train(other, tmp_path / "second")
+    assert calls == []
+    assert "read back from" in caplog.text
+    assert sorted(p.name for p in store.glob("*.safetensors")) == parts
+    assert summary["epochs_run"] == 1
+
+
 def test_a_stale_frozen_part_is_computed_again(tmp_path, tokenizer):
     """A stored part of the frozen layers' output is used only for the same token ids."""
     from fraudtune.train import build_model, cache_frozen_states

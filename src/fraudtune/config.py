@@ -190,6 +190,13 @@ class TrainConfig(Section):
         description="With lora.top_layers, run the frozen layers below the adapters once per example and reuse "
         "their output every epoch (same loss and gradients; each step runs only the adapted layers).",
     )
+    frozen_store: str | None = Field(
+        None,
+        description="A folder for the frozen layers' output shared between runs: each part is named by what it was "
+        "computed from (model, layers, dtype, token ids), so another run on the same rows reads it instead of "
+        "computing it again, and it stays when training ends (the knowledge study keeps one for its settings). "
+        "None: the run's checkpoints/frozen/, removed when training ends.",
+    )
     seed: int = Field(42, description="Training seed, set before the adapter is created.")
     general_mix: float = Field(0.0, ge=0, lt=1, description="Share of general instruction data mixed into training.")
     pad_to_multiple: int = Field(

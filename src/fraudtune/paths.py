@@ -52,6 +52,7 @@ STUDY_SCORING = "study_scoring.partial.jsonl"  # a setting's test answers while 
 STUDY_JSON = "knowledge_study.json"
 STUDY_MD = "knowledge_study.md"
 STUDY_CHART = "knowledge_study.png"
+STUDY_FROZEN_STORE = "frozen_store"  # the frozen layers' output shared by the settings trained on the same rows
 
 
 def split_file(data_dir: Path, split: str) -> Path:

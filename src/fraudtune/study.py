@@ -54,7 +54,10 @@ def study(
 
     Args:
         cfg: the study's config: its `study` section lists the settings, the rest is what they override.
-        run_dir: the study folder; each setting trains in RUN/<name>/.
+        run_dir: the study folder; each setting trains in RUN/<name>/. The frozen layers' output (lora.top_layers)
+            is kept in RUN/frozen_store/ unless a setting names another train.frozen_store: a setting on the same
+            rows, model and layers as an earlier one reads it back instead of computing it (about 0.6 MB per
+            training example; delete the folder when no setting needs it).
         docs_dir: if given, the json/md/png results are copied there too (docs/results).
         finished_only: train nothing; report the settings judged so far and list the others as pending.
         only: train these settings (in the config's order) and no others; the others are reported if judged.
@@ -143,6 +146,9 @@ def run_setting(
             write_json(done, result)
         return result
     scfg = with_overrides(cfg, overrides, f"study.settings.{name}")
+    if scfg.train.frozen_store is None:
+        store = str(run_dir / paths.STUDY_FROZEN_STORE)
+        scfg = scfg.model_copy(update={"train": scfg.train.model_copy(update={"frozen_store": store})})
     if not ((setting_dir / paths.TRAIN_SUMMARY).exists() and (setting_dir / paths.ADAPTER_DIR).is_dir()):
         train(scfg, setting_dir, resume=last_checkpoint(setting_dir) is not None)
     summary = read_json(setting_dir / paths.TRAIN_SUMMARY)

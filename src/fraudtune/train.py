@@ -327,7 +327,8 @@ def cache_frozen_states(
 
     With a run folder the states are also written there in parts (checkpoints/frozen/), so that a killed run
     resumes without computing them again; each part is used only if it was made from the same token ids by the
-    same layers. train() removes the folder once training has ended."""
+    same layers. train() removes the folder once training has ended; a shared store (train.frozen_store) stays,
+    for the next run on the same rows."""
     if not (cfg.train.cache_frozen_layers and cfg.lora.method == "lora" and cfg.lora.top_layers):
         return 0, 0.0
     from fraudtune.modeling.frozen import first_trainable_layer, lower_states
@@ -336,7 +337,8 @@ def cache_frozen_states(
     if split == 0:
         return 0, 0.0
     began = time.perf_counter()
-    store = run_dir / paths.CHECKPOINTS_DIR / paths.FROZEN_DIR if run_dir is not None else None
+    shared = Path(cfg.train.frozen_store) if cfg.train.frozen_store else None
+    store = shared or (run_dir / paths.CHECKPOINTS_DIR / paths.FROZEN_DIR if run_dir is not None else None)
     ids = [e["input_ids"] for e in examples]
     # parts of length-sorted examples: each is one resumable unit of the pass
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -344,7 +346,7 @@ def cache_frozen_states(
     reused, seconds = 0, 0.0
     for number, part in enumerate(parts):
         key = _frozen_key(cfg, model, split, [ids[i] for i in part])
-        path = store / f"part-{number:05d}.safetensors" if store is not None else None
+        path = frozen_part_path(store, number, key, shared is not None)
         stored = _read_frozen_part(path, key) if path is not None else None
         if stored is None:
             if len(parts) > 1:
@@ -373,6 +375,14 @@ def cache_frozen_states(
 
 
 FROZEN_PART_EXAMPLES = 512  # examples per stored part of the frozen layers' output (about 300 MB in fp32)
+
+
+def frozen_part_path(store: Path | None, number: int, key: str, shared: bool) -> Path | None:
+    """Where a part of the frozen layers' output is kept: by its number in a run's own folder, by what it was
+    computed from in a store shared between runs (train.frozen_store)."""
+    if store is None:
+        return None
+    return store / (f"{key[:40]}.safetensors" if shared else f"part-{number:05d}.safetensors")
 
 
 def _frozen_key(cfg: RunConfig, model: Any, split: int, sequences: list[list[int]]) -> str:
