@@ -241,6 +241,24 @@ def test_decision_weight_scales_only_the_first_answer_token():
     torch.testing.assert_close(answer_only_loss(model, {**batch, "weights": per_token}), expected)
 
 
+def test_answer_weights_on_whole_flag_heads(tokenizer) -> None:
+    """train.flag_head_weight: the heads that share their first token are told apart on a later one, which is
+    weighted too; a head without a detail ends at its comma; the rest of the answer is as without it."""
+    from fraudtune.modeling.tokens import answer_weights
+
+    answer = (
+        "Red Flags: [High-risk country (VE; +30 = 30), High amount (21x average; +30 = 60), New device, "
+        "Card testing ($1.20, 5 in 24h)]\nRisk Score: 90\nFRAUD\nReasoning: y"
+    )
+    enc = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)
+    heads = answer_weights(answer, enc["offset_mapping"], 10.0, 3.0, whole_head=True)
+    first = answer_weights(answer, enc["offset_mapping"], 10.0, 3.0)
+    tokens = [answer[a:b] for a, b in enc["offset_mapping"]]
+    added = [t for t, h, f in zip(tokens, heads, first, strict=True) if h != f]
+    assert added == ["-", "risk", " country", " amount", " device", " testing"]
+    assert all(h >= f for h, f in zip(heads, first, strict=True))
+
+
 @pytest.mark.parametrize(
     ("answer", "weighted"),
     [

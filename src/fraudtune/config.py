@@ -151,6 +151,12 @@ class TrainConfig(Section):
         description="Loss weight of the tokens that open the red-flag list and each flag (which rule fires); "
         "1 = plain. With data.answer_order=evidence_first these tokens decide before the verdict does.",
     )
+    flag_head_weight: bool = Field(
+        False,
+        description="flag_weight on every token of a flag's head phrase, not only its first: 'High amount', "
+        "'High-risk country' and 'High-risk category' share their first token and part on a later one (as do "
+        "'New device' / 'New customer' / 'New-account funding' and the two 'Card ...' heads).",
+    )
     warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps.")
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
         "linear", description="Learning-rate decay after warm-up."

@@ -97,7 +97,7 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, callbacks: list[TrainerC
             row["weight"] = weight
     model, tokenizer = build_model(cfg)
     train_rows = mix_general_data(harden_rows(train_rows, data_dir, cfg), cfg)
-    weights = (cfg.train.decision_weight, cfg.train.flag_weight)
+    weights = (cfg.train.decision_weight, cfg.train.flag_weight, cfg.train.flag_head_weight)
     train_set, truncated = encode_rows(train_rows, tokenizer, cfg.data.max_length, weights)
     val_set, _ = encode_rows(val_rows, tokenizer, cfg.data.max_length, weights)
     if truncated:
@@ -283,7 +283,10 @@ def mix_general_data(rows: list[dict[str, Any]], cfg: RunConfig) -> list[dict[st
 
 
 def encode_rows(
-    rows: list[dict[str, Any]], tokenizer: Any, max_length: int, weights: tuple[float, float] | None = None
+    rows: list[dict[str, Any]],
+    tokenizer: Any,
+    max_length: int,
+    weights: tuple[float, float] | tuple[float, float, bool] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Token ids, answer-only labels and (decision, flag) loss weights per token; and how many were cut.
 

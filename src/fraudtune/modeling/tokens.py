@@ -17,13 +17,17 @@ def prompt_text(messages: list[dict[str, str]], tokenizer: Any) -> str:
 
 
 def encode_example(
-    messages: list[dict[str, str]], tokenizer: Any, max_length: int, weights: tuple[float, float] | None = None
+    messages: list[dict[str, str]],
+    tokenizer: Any,
+    max_length: int,
+    weights: tuple[float, float] | tuple[float, float, bool] | None = None,
 ) -> dict[str, Any]:
     """input_ids + labels where only the assistant's answer and its end-of-turn token are supervised.
 
     Prompt and answer are tokenised separately so the label boundary is exact; an example longer than
-    `max_length` is cut from the right and marked truncated. `weights` (decision, flags) adds a per-token loss
-    weight: the verdict token gets the first, the tokens that decide the flags and the score the second.
+    `max_length` is cut from the right and marked truncated. `weights` (decision, flags[, whole flag heads]) adds a
+    per-token loss weight: the verdict token gets the first, the tokens that decide the flags and the score the
+    second (answer_weights).
     """
     prompt_ids = tokenizer(prompt_text(messages, tokenizer), add_special_tokens=False)["input_ids"]
     answer = messages[-1]["content"] + tokenizer.eos_token  # <|im_end|> closes the turn: the model learns to stop
@@ -50,9 +54,13 @@ _SCORE_VALUE = re.compile(r"^Risk Score: (\d+)", re.MULTILINE)
 _TALLY = re.compile(r"\+\d+ = (\d+)\)")  # a flag's running total (data.score_tally): "; +30 = 45)"
 
 
-def answer_weights(answer: str, offsets: list[tuple[int, int]], decision: float, flags: float) -> list[float]:
+def answer_weights(
+    answer: str, offsets: list[tuple[int, int]], decision: float, flags: float, whole_head: bool = False
+) -> list[float]:
     """Loss weight per answer token: `decision` on the verdict token; `flags` on each token where the evidence
-    is decided: the one holding the list's '[' (whether any flag follows), the first token of each flag, the
+    is decided: the one holding the list's '[' (whether any flag follows), the first token of each flag (with
+    `whole_head`, every token of its head phrase: "High amount", "High-risk country" and "High-risk category"
+    share their first token and part on a later one, as do the three "New ..." and the two "Card ..." heads), the
     token after each flag (',' for another one or ']' for the end), the running totals' digits (data.score_tally)
     and the score's digits; 1 elsewhere.
 
@@ -74,6 +82,9 @@ def answer_weights(answer: str, offsets: list[tuple[int, int]], decision: float,
                 i
             ] != "]":
                 marks[i] = flags
+                if whole_head:  # the head runs to the detail's " (" (or to the flag's end when it has none)
+                    end = min(j for j in (answer.find(" (", i), answer.find(",", i), close) if j >= 0)
+                    marks.update(dict.fromkeys(range(i, end), flags))
             if answer[i] == "," and depth == 0:  # another flag follows
                 marks[i] = flags
         if close > bracket + 1:  # the end of a non-empty list
