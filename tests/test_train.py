@@ -695,3 +695,68 @@ def test_validation_accuracy_on_a_fixed_share_keeping_both_labels():
     assert len(subset) == 20 and labels.count("FRAUD") == 5
     assert scored_subset(chats, 20, 0) == subset
     assert scored_subset(chats, 0, 0) is chats
+
+
+def test_flag_list_span_covers_where_the_flags_are_decided(tokenizer) -> None:
+    """The positions whose next token lies in the red-flag list: from the one that decides '[' (or '[]') to the
+    one that decides ']'; none without a list."""
+    from fraudtune.modeling.tokens import flag_list_span
+
+    answer = "FRAUD\nRisk Score: 90\nRed Flags: [Manual key entry (TC-07, $620.00), New device]\nReasoning: x"
+    enc = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)
+    first, last = flag_list_span(answer, enc["offset_mapping"])
+    predicted = tokenizer.decode(enc["input_ids"][first + 1 : last + 2])
+    assert predicted.startswith(" [Man") and predicted.endswith("]")
+    assert "Reasoning" not in predicted and "Score" not in predicted
+
+    empty = "Red Flags: []\nRisk Score: 10\nLEGITIMATE\nReasoning: y"
+    enc = tokenizer(empty, add_special_tokens=False, return_offsets_mapping=True)
+    first, last = flag_list_span(empty, enc["offset_mapping"])
+    assert tokenizer.decode(enc["input_ids"][first + 1 : last + 2]).strip() == "[]"
+    assert flag_list_span("LEGITIMATE\nReasoning: none", [(0, 3)]) is None
+
+
+def test_the_flag_probe_trains_with_the_adapters_is_not_saved_and_resumes(tmp_path, monkeypatch):
+    """train.flag_probe_weight: the probe's loss is logged and falls, it changes what the adapters learn, the
+    adapter holds no probe weights, and a run killed after epoch 1 resumes to the same adapter (the probe is kept
+    in the checkpoint); a probe below the adapted layers is refused."""
+    cfg = tiny_config(
+        "train.epochs=2",
+        "train.early_stopping_patience=0",
+        "train.flag_probe_weight=1",
+        "train.flag_probe_layer=-1",
+        "train.logging_steps=1",
+    )
+    train(cfg, tmp_path / "straight")
+    probe_losses = [
+        r["flag_probe_loss"] for r in read_jsonl(tmp_path / "straight" / paths.METRICS) if "flag_probe_loss" in r
+    ]
+    assert len(probe_losses) >= 4
+    assert sum(probe_losses[-2:]) < sum(probe_losses[:2])
+    a = load_file(tmp_path / "straight" / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    assert a and not any("flag_probe" in k for k in a)
+
+    plain = tiny_config("train.epochs=2", "train.early_stopping_patience=0", "train.logging_steps=1")
+    train(plain, tmp_path / "plain")
+    c = load_file(tmp_path / "plain" / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    assert any(not torch.allclose(a[k], c[k], atol=1e-6) for k in a)
+
+    original = EpochCheckpoints.on_save
+
+    def stop_after_epoch_one(self, args, state, control, **kwargs):
+        original(self, args, state, control, **kwargs)
+        if round(state.epoch) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(EpochCheckpoints, "on_save", stop_after_epoch_one)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "killed")
+    assert (tmp_path / "killed" / paths.CHECKPOINTS_DIR / "epoch-1" / "flag_probe.pt").exists()
+    monkeypatch.setattr(EpochCheckpoints, "on_save", original)
+    train(cfg, tmp_path / "killed", resume=True)
+    b = load_file(tmp_path / "killed" / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
+
+    with pytest.raises(FraudtuneError, match="flag_probe_layer"):
+        train(tiny_config("train.epochs=1", "train.flag_probe_weight=1", "train.flag_probe_layer=-3"), tmp_path / "low")

@@ -157,6 +157,19 @@ class TrainConfig(Section):
         "'High-risk country' and 'High-risk category' share their first token and part on a later one (as do "
         "'New device' / 'New customer' / 'New-account funding' and the two 'Card ...' heads).",
     )
+    flag_probe_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of an auxiliary loss (0 = off): a linear probe on the output of decoder layer "
+        "flag_probe_layer, at every position where the red-flag list is written, predicts which flags the answer "
+        "lists (one binary cross-entropy per flag of the profile). It gives the layers a direct signal for each "
+        "flag at the place the list is decided; the probe is a training aid only and is not saved with the adapter.",
+    )
+    flag_probe_layer: int = Field(
+        -3,
+        description="The decoder layer the flag probe reads (train.flag_probe_weight): negative counts from the top "
+        "(-1 = the last). With lora.top_layers it must be one of the adapted layers.",
+    )
     warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps.")
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
         "linear", description="Learning-rate decay after warm-up."

@@ -98,7 +98,12 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, callbacks: list[TrainerC
     model, tokenizer = build_model(cfg)
     train_rows = mix_general_data(harden_rows(train_rows, data_dir, cfg), cfg)
     weights = (cfg.train.decision_weight, cfg.train.flag_weight, cfg.train.flag_head_weight)
-    train_set, truncated = encode_rows(train_rows, tokenizer, cfg.data.max_length, weights)
+    probe_profile = None
+    if cfg.train.flag_probe_weight > 0:
+        from fraudtune.profile import load_profile
+
+        probe_profile = load_profile(cfg.data.profile)
+    train_set, truncated = encode_rows(train_rows, tokenizer, cfg.data.max_length, weights, probe_profile)
     val_set, _ = encode_rows(val_rows, tokenizer, cfg.data.max_length, weights)
     if truncated:
         log.warning(
@@ -126,6 +131,10 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, callbacks: list[TrainerC
         compile_layers(model, split)
     trainer = build_trainer(cfg, run_dir, model, tokenizer, train_set, val_set, val_chats, callbacks, clock)
     trainer.frozen_split = split
+    if probe_profile is not None:
+        probe = (probe_profile.codes, cfg.train.flag_probe_weight, cfg.train.flag_probe_layer)
+        attach_flag_probe(trainer, model, *probe)
+        load_flag_probe(model, checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - began
     shutil.rmtree(run_dir / paths.CHECKPOINTS_DIR / paths.FROZEN_DIR, ignore_errors=True)
@@ -287,17 +296,26 @@ def encode_rows(
     tokenizer: Any,
     max_length: int,
     weights: tuple[float, float] | tuple[float, float, bool] | None = None,
+    probe_profile: Any = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Token ids, answer-only labels and (decision, flag) loss weights per token; and how many were cut.
 
-    A row's own "weight" (train.category_balance) scales all its token weights."""
+    A row's own "weight" (train.category_balance) scales all its token weights. With `probe_profile`
+    (train.flag_probe_weight) each example also gets the span where its red-flag list is written and which of the
+    profile's flags the answer lists (flag_target, in the profile's order)."""
+    from fraudtune.data.chat import parse_evidence
+
     encoded = []
+    span = probe_profile is not None
     for row in rows:
         if "weight" in row:
-            example = encode_example(row["messages"], tokenizer, max_length, weights or (1.0, 1.0))
+            example = encode_example(row["messages"], tokenizer, max_length, weights or (1.0, 1.0), flag_span=span)
             example["weights"] = [row["weight"] * w for w in example["weights"]]
         else:
-            example = encode_example(row["messages"], tokenizer, max_length, weights)
+            example = encode_example(row["messages"], tokenizer, max_length, weights, flag_span=span)
+        if span:
+            listed = set(parse_evidence(row["messages"][-1]["content"], probe_profile)[1])
+            example["flag_target"] = [float(code in listed) for code in probe_profile.codes]
         encoded.append(example)
     return encoded, sum(e["truncated"] for e in encoded)
 
@@ -516,17 +534,89 @@ class AnswerOnlyTrainer(Trainer):
 
     decision_weight: float = 1.0
     frozen_split: int = 0  # first adapted layer when the frozen layers' output is cached (inputs["hidden"])
+    flag_probe: Any = None  # (probe, weight, captured layer output) with train.flag_probe_weight
+    _probe_losses: list[float] | None = None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # accelerate puts autocast on model.forward only; answer_only_loss calls the decoder and the head
         # directly, so without this context mixed precision would silently run in fp32
         with self.accelerator.autocast():
             loss = answer_only_loss(model, inputs, num_items_in_batch, self.decision_weight, self.frozen_split)
+        if self.flag_probe is not None and model.training and "flag_target" in inputs:
+            probe, weight, captured = self.flag_probe
+            if "h" not in captured:
+                raise FraudtuneError("train.flag_probe_layer: the probed layer did not run in the training step")
+            aux = flag_probe_loss(probe, captured.pop("h"), inputs)
+            self._probe_losses = [*(self._probe_losses or []), float(aux.detach())]
+            # with num_items_in_batch the Trainer does not divide by the accumulation steps: the LM loss is
+            # already a share of the whole optimizer step, the probe's mean is not
+            share = 1.0 / self.args.gradient_accumulation_steps if num_items_in_batch is not None else 1.0
+            loss = loss + weight * share * aux.to(loss.dtype)
         if num_items_in_batch is not None and self.args.average_tokens_across_devices and self.args.world_size > 1:
             # DDP: num_items_in_batch counts every rank's tokens and DDP then averages the gradients over ranks,
             # so scale back up by the world size (as Trainer.compute_loss does) to match a single-process run.
             loss = loss * self.args.world_size
         return (loss, {"loss": loss}) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if self._probe_losses and "loss" in logs:  # the probe's mean loss since the last training log line
+            logs["flag_probe_loss"] = round(sum(self._probe_losses) / len(self._probe_losses), 4)
+            self._probe_losses = None
+        super().log(logs, *args, **kwargs)
+
+
+FLAG_PROBE_FILE = "flag_probe.pt"  # in a checkpoint: the flag probe's weights, so that a resume continues it
+
+
+def attach_flag_probe(trainer: AnswerOnlyTrainer, model: Any, codes: list[str], weight: float, layer: int) -> None:
+    """A linear probe (hidden -> one logit per flag) on decoder layer `layer`'s output, trained with the adapters
+    as an auxiliary loss (train.flag_probe_weight). It is a submodule of the model, so the optimizer trains it and
+    a checkpoint's optimizer state covers it; PEFT saves only the adapters, so it never reaches the adapter."""
+    from fraudtune.modeling.frozen import first_trainable_layer
+    from fraudtune.modeling.inference import decoder_and_head
+
+    decoder, _ = decoder_and_head(model)
+    count = len(decoder.layers)
+    index = layer if layer >= 0 else count + layer
+    lowest = first_trainable_layer(model)
+    if not lowest <= index < count:
+        raise FraudtuneError(
+            f"train.flag_probe_layer={layer}: the model's {count} decoder layers are adapted from layer {lowest}; "
+            f"the probe must read an adapted layer ({lowest - count} to -1, or {lowest} to {count - 1})"
+        )
+    hidden = decoder.embed_tokens.weight.shape[1]
+    probe = torch.nn.Linear(hidden, len(codes)).to(decoder.embed_tokens.weight.device)
+    torch.nn.init.zeros_(probe.weight)  # a logistic regression from zero: no seed to depend on
+    torch.nn.init.zeros_(probe.bias)
+    model.flag_probe = probe
+    captured: dict[str, torch.Tensor] = {}
+
+    def keep(_module: Any, _args: Any, output: Any) -> None:
+        if torch.is_grad_enabled():
+            captured["h"] = output[0] if isinstance(output, tuple) else output
+
+    decoder.layers[index].register_forward_hook(keep)
+    trainer.flag_probe = (probe, weight, captured)
+
+
+def flag_probe_loss(probe: torch.nn.Module, hidden: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean binary cross-entropy of the probe's flag logits at every position of the red-flag lists, against the
+    flags the answer lists; 0 (with a gradient path) when the batch has no list."""
+    positions = inputs["flag_positions"].to(hidden.device)
+    width = min(positions.shape[1], hidden.shape[1])
+    picked = hidden[:, :width][positions[:, :width]].float()
+    if picked.shape[0] == 0:
+        return probe.weight.sum() * 0.0
+    rows = positions[:, :width].nonzero()[:, 0]
+    target = inputs["flag_target"].to(hidden.device)[rows]
+    return torch.nn.functional.binary_cross_entropy_with_logits(probe(picked), target)
+
+
+def load_flag_probe(model: Any, checkpoint: str | None) -> None:
+    """On a resume, the probe as the checkpoint left it (its optimizer state comes with the Trainer's)."""
+    path = Path(checkpoint) / FLAG_PROBE_FILE if checkpoint else None
+    if path is not None and path.exists():
+        model.flag_probe.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
 
 def answer_only_loss(
@@ -754,6 +844,9 @@ class EpochCheckpoints(TrainerCallback):
         if not state.is_world_process_zero:
             return
         src = self.root / f"checkpoint-{state.global_step}"
+        probe = getattr(kwargs.get("model"), "flag_probe", None)
+        if probe is not None and src.exists():
+            torch.save(probe.state_dict(), src / FLAG_PROBE_FILE)
         if not self.epoch_end:  # a step checkpoint within the epoch
             dst = self.root / f"step-{state.global_step}"
             if src.exists():

@@ -21,17 +21,19 @@ def encode_example(
     tokenizer: Any,
     max_length: int,
     weights: tuple[float, float] | tuple[float, float, bool] | None = None,
+    flag_span: bool = False,
 ) -> dict[str, Any]:
     """input_ids + labels where only the assistant's answer and its end-of-turn token are supervised.
 
     Prompt and answer are tokenised separately so the label boundary is exact; an example longer than
     `max_length` is cut from the right and marked truncated. `weights` (decision, flags[, whole flag heads]) adds a
     per-token loss weight: the verdict token gets the first, the tokens that decide the flags and the score the
-    second (answer_weights).
+    second (answer_weights). `flag_span` adds the (first, last) input positions whose next token lies in the red-flag
+    list, from its '[' to its ']' (flag_list_span; None when the answer has no list).
     """
     prompt_ids = tokenizer(prompt_text(messages, tokenizer), add_special_tokens=False)["input_ids"]
     answer = messages[-1]["content"] + tokenizer.eos_token  # <|im_end|> closes the turn: the model learns to stop
-    encoded = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=weights is not None)
+    encoded = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=weights is not None or flag_span)
     answer_ids = encoded["input_ids"]
     input_ids = prompt_ids + answer_ids
     labels = [IGNORE_INDEX] * len(prompt_ids) + answer_ids
@@ -45,7 +47,33 @@ def encode_example(
     if weights is not None:
         token_weights = answer_weights(answer, encoded["offset_mapping"], *weights)
         out["weights"] = ([0.0] * len(prompt_ids) + token_weights)[:max_length]
+    if flag_span:
+        span = flag_list_span(answer, encoded["offset_mapping"])
+        shifted = None if span is None else (len(prompt_ids) + span[0], len(prompt_ids) + span[1])
+        out["flag_span"] = shifted if shifted is not None and shifted[1] < out["length"] else None
     return out
+
+
+def flag_list_span(answer: str, offsets: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """Answer-token positions (first, last) whose next token lies in the red-flag list: from the one before the
+    token holding its '[' (which decides '[' or '[]') to the one before the token holding its ']'. These are the
+    positions where the model decides which flags fire (train.flag_probe_weight supervises them)."""
+    opened = _FLAGS_OPEN.search(answer)
+    if not opened:
+        return None
+    bracket, depth, close = opened.end() - 1, 0, -1
+    for i in range(bracket + 1, len(answer)):
+        depth += {"(": 1, ")": -1}.get(answer[i], 0)
+        if answer[i] == "]" and depth <= 0:
+            close = i
+            break
+    if close < 0:
+        return None
+    first = next((t for t, (a, b) in enumerate(offsets) if a <= bracket < b), None)
+    last = next((t for t, (a, b) in enumerate(offsets) if a <= close < b), None)
+    if first is None or last is None:
+        return None
+    return first - 1, max(first - 1, last - 1)
 
 
 _VERDICT_LINE = re.compile(r"^(FRAUD|LEGITIMATE)\b", re.MULTILINE)
@@ -138,6 +166,13 @@ def collate(batch: list[dict[str, Any]], pad_id: int, multiple: int = 1) -> dict
     out = {"input_ids": ids, "labels": labels, "attention_mask": mask}
     if weights is not None:
         out["weights"] = weights
+    if all("flag_target" in b for b in batch):  # train.flag_probe_weight: which flags fire, where it is decided
+        out["flag_target"] = torch.tensor([b["flag_target"] for b in batch], dtype=torch.float32)
+        positions = torch.zeros((len(batch), width), dtype=torch.bool)
+        for i, b in enumerate(batch):
+            if b.get("flag_span") is not None:
+                positions[i, b["flag_span"][0] : b["flag_span"][1] + 1] = True
+        out["flag_positions"] = positions
     if all("hidden" in b for b in batch):  # the frozen layers' cached output (modeling/frozen.py)
         hidden = torch.zeros((len(batch), width, batch[0]["hidden"].shape[-1]), dtype=batch[0]["hidden"].dtype)
         for i, b in enumerate(batch):
