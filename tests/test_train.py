@@ -424,6 +424,9 @@ def test_validation_traces_the_evidence_first_answers_against_the_references(tmp
     assert trace["flags_exact"] == 1 / 3 and trace["score_follows_flags"] == 2 / 3
     assert trace["verdict_follows_evidence"] == 1.0 and trace["unparsed"] == 0
     assert (trace["first_wrong_flags"], trace["first_wrong_score"], trace["first_wrong_verdict"]) == (2, 0, 0)
+    assert trace["flags_f1"] == 2 * 1 / (2 + 2)  # one right of two listed and two true
+    assert trace["flags_recall"] == {"NEW_DEVICE": 1.0, "VELOCITY_BURST": 0.0}
+    assert trace["flags_precision"] == {"NEW_DEVICE": 0.5, "VELOCITY_BURST": None}
 
 
 def test_top_layers_adapts_only_the_upper_layers():

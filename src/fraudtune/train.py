@@ -961,8 +961,20 @@ class ValidationScorer(TrainerCallback):
         steps = evidence_steps(records, self.references, self.profile)
         if steps is None:
             return {}
-        keep = ("flags_exact", "score_follows_flags", "verdict_follows_evidence", "unparsed")
-        return {**{k: steps[k] for k in keep}, **{f"first_wrong_{k}": v for k, v in steps["first_wrong_step"].items()}}
+        keep = ("flags_exact", "flags_f1", "score_follows_flags", "verdict_follows_evidence", "unparsed")
+        per_code = {c: v for c, v in steps["per_code"].items() if v["n"] or v["precision"] is not None}
+        return {
+            **{k: steps[k] for k in keep},
+            **{f"first_wrong_{k}": v for k, v in steps["first_wrong_step"].items()},
+            # which flags are missed or invented: recall and precision per flag (None where it never fired or
+            # was never listed)
+            "flags_recall": {c: _rounded(v["recall"]) for c, v in per_code.items()},
+            "flags_precision": {c: _rounded(v["precision"]) for c, v in per_code.items()},
+        }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def scored_subset(chats: list, n: int, seed: int) -> list:

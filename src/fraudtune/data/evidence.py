@@ -72,6 +72,8 @@ def evidence_steps(
         else:
             first_wrong["verdict"] += 1
     per_code = {}
+    tp_all = sum(len(s["listed"] & s["true"]) for s in steps)
+    listed_all, true_all = sum(len(s["listed"]) for s in steps), sum(len(s["true"]) for s in steps)
     for code in profile.codes:
         tp = sum(code in s["listed"] and code in s["true"] for s in steps)
         fp = sum(code in s["listed"] and code not in s["true"] for s in steps)
@@ -85,6 +87,9 @@ def evidence_steps(
         "n": n,
         "unparsed": unparsed,
         "flags_exact": sum(s["flags_right"] for s in steps) / n,
+        # micro F1 of the listed flags against the true ones, every row and flag counted (1.0 when none fire or
+        # are listed anywhere)
+        "flags_f1": 2 * tp_all / (listed_all + true_all) if listed_all + true_all else 1.0,
         "score_follows_flags": sum(s["score_follows"] for s in steps) / n,
         "score_exact": sum(s["score_right"] for s in steps) / n,
         "verdict_follows_evidence": sum(s["verdict_follows"] for s in steps) / n,
