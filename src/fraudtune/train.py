@@ -600,8 +600,8 @@ def attach_flag_probe(trainer: AnswerOnlyTrainer, model: Any, codes: list[str], 
 
 
 def flag_probe_loss(probe: torch.nn.Module, hidden: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean binary cross-entropy of the probe's flag logits at every position of the red-flag lists, against the
-    flags the answer lists; 0 (with a gradient path) when the batch has no list."""
+    """Mean binary cross-entropy of the probe's flag logits (from the layer-normalised state) at every position of
+    the red-flag lists, against the flags the answer lists; 0 (with a gradient path) when the batch has no list."""
     positions = inputs["flag_positions"].to(hidden.device)
     width = min(positions.shape[1], hidden.shape[1])
     picked = hidden[:, :width][positions[:, :width]].float()
@@ -609,7 +609,10 @@ def flag_probe_loss(probe: torch.nn.Module, hidden: torch.Tensor, inputs: dict[s
         return probe.weight.sum() * 0.0
     rows = positions[:, :width].nonzero()[:, 0]
     target = inputs["flag_target"].to(hidden.device)[rows]
-    return torch.nn.functional.binary_cross_entropy_with_logits(probe(picked), target)
+    # normalised without weights: the residual stream of a middle layer carries a few outsized channels, and a
+    # probe on the raw state would see its logits (and its pull on the layers) swing with them
+    features = torch.nn.functional.layer_norm(picked, picked.shape[-1:])
+    return torch.nn.functional.binary_cross_entropy_with_logits(probe(features), target)
 
 
 def load_flag_probe(model: Any, checkpoint: str | None) -> None:
