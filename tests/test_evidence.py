@@ -142,6 +142,8 @@ def test_the_study_table_traces_evidence_first_settings_only():
     text = render_markdown(summary)
     assert len(SLICES) == 7
     assert "## Evidence-first answers: where a wrong verdict first went wrong" in text
-    assert "| ef | 3 | 0 | 66.7 | 100.0 | 66.7 | 100.0 | 1 | 1 | 0 | 0 |" in text
+    right, missed = len(rows[0]["red_flags"]) + len(rows[1]["red_flags"]), len(rows[2]["red_flags"])
+    f1 = 100 * 2 * right / (2 * right + missed)  # the rule-only row's flags missed, nothing invented
+    assert f"| ef | 3 | 0 | 66.7 | {f1:.1f} | 100.0 | 66.7 | 100.0 | 1 | 1 | 0 | 0 |" in text
     assert "| vf |" in text and "| vf | 3 |" not in text.split("## Evidence-first")[1]
     assert "VELOCITY_BURST" in text.split("Per flag")[1] and "0.0 / – (n=1)" in text

@@ -422,19 +422,20 @@ def _evidence_lines(summary: dict[str, Any]) -> list[str]:
         "",
         "## Evidence-first answers: where a wrong verdict first went wrong",
         "",
-        "Flags exact: the signals listed are exactly those that fire. Score follows: the score written is what the "
+        "Flags exact: the signals listed are exactly those that fire. Flags F1: micro F1 of the listed signals "
+        "against those that fire, every row and flag counted. Score follows: the score written is what the "
         "listed flags add up to (SPEC 3). Verdict follows: the verdict is what flags and score decide. A wrong verdict "
         "is put down to its first wrong step: the flags, else the sum, else the verdict itself "
         "(fraudtune.data.evidence).",
         "",
-        "| setting | answers | no score line | flags exact | score follows flags | score exact | verdict follows "
-        "| wrong verdicts | first wrong: flags | score | verdict |",
-        "|" + "---|" * 11,
+        "| setting | answers | no score line | flags exact | flags F1 | score follows flags | score exact "
+        "| verdict follows | wrong verdicts | first wrong: flags | score | verdict |",
+        "|" + "---|" * 12,
     ]
     for name, e in traced.items():
         first = e["first_wrong_step"]
         lines.append(
-            f"| {name} | {e['n']} | {e.get('unparsed', 0)} | {_pct(e['flags_exact'])} | "
+            f"| {name} | {e['n']} | {e.get('unparsed', 0)} | {_pct(e['flags_exact'])} | {_pct(e.get('flags_f1'))} | "
             f"{_pct(e['score_follows_flags'])} | {_pct(e['score_exact'])} | {_pct(e['verdict_follows_evidence'])} | "
             f"{e['wrong_verdicts']} | {first['flags']} | {first['score']} | {first['verdict']} |"
         )
