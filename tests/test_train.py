@@ -763,3 +763,72 @@ def test_the_flag_probe_trains_with_the_adapters_is_not_saved_and_resumes(tmp_pa
 
     with pytest.raises(FraudtuneError, match="flag_probe_layer"):
         train(tiny_config("train.epochs=1", "train.flag_probe_weight=1", "train.flag_probe_layer=-3"), tmp_path / "low")
+
+
+def test_twin_order_keeps_each_group_together_and_depends_on_seed_and_epoch_only():
+    from fraudtune.train import TwinOrderSampler
+
+    groups = ["a", "b", "a", "c", "b", "d", "e", "a"]
+    sampler = TwinOrderSampler(groups, seed=3)
+    orders = []
+    for epoch in range(6):
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        assert sorted(order) == list(range(len(groups))) and len(sampler) == len(groups)
+        for group in set(groups):
+            at = sorted(order.index(i) for i, g in enumerate(groups) if g == group)
+            assert at == list(range(at[0], at[0] + len(at)))  # the group's rows follow one another
+        orders.append(order)
+    sampler.set_epoch(2)
+    assert list(sampler) == orders[2]
+    assert list(TwinOrderSampler(groups, seed=3)) == orders[0]
+    assert len({tuple(o) for o in orders}) > 1
+
+
+def test_pair_twins_trains_in_twin_order_and_resumes_to_the_same_adapter(tmp_path, monkeypatch):
+    """train.pair_twins: the rows come in twin order (a different adapter than the plain shuffle), and a run killed
+    after epoch 1 resumes to the same adapter (the order of epoch 2 depends on the seed and the epoch only)."""
+    from fraudtune.train import TwinOrderSampler, twin_groups
+
+    base = ("data.twins=true", "train.epochs=2", "train.early_stopping_patience=0")
+    cfg = tiny_config(*base, "train.pair_twins=true")
+    used: list[int] = []
+    original_iter = TwinOrderSampler.__iter__
+
+    def counted(self):
+        used.append(self.epoch)
+        return original_iter(self)
+
+    monkeypatch.setattr(TwinOrderSampler, "__iter__", counted)
+    train(cfg, tmp_path / "straight")
+    assert used[:2] == [0, 1]
+    groups = twin_groups(tmp_path / "straight" / paths.DATA_DIR)
+    assert len(set(groups)) < len(groups)  # the tiny set has twins to pair
+    a = load_file(tmp_path / "straight" / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    train(tiny_config(*base), tmp_path / "plain")
+    c = load_file(tmp_path / "plain" / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    assert any(not torch.allclose(a[k], c[k], atol=1e-6) for k in a)
+
+    original = EpochCheckpoints.on_save
+
+    def stop_after_epoch_one(self, args, state, control, **kwargs):
+        original(self, args, state, control, **kwargs)
+        if round(state.epoch) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(EpochCheckpoints, "on_save", stop_after_epoch_one)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "killed")
+    monkeypatch.setattr(EpochCheckpoints, "on_save", original)
+    train(cfg, tmp_path / "killed", resume=True)
+    b = load_file(tmp_path / "killed" / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
+
+
+def test_pair_twins_needs_the_meta_file(tmp_path):
+    from fraudtune.train import twin_groups
+
+    (tmp_path / "train.jsonl").write_text("")
+    with pytest.raises(FraudtuneError, match="train.meta.jsonl: missing"):
+        twin_groups(tmp_path)

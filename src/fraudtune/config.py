@@ -170,6 +170,12 @@ class TrainConfig(Section):
         description="The decoder layer the flag probe reads (train.flag_probe_weight): negative counts from the top "
         "(-1 = the last). With lora.top_layers it must be one of the adapted layers.",
     )
+    pair_twins: bool = Field(
+        False,
+        description="Keep each training row next to its minimal-pair twins (data.twins) in the shuffled order, so "
+        "that a pair mostly shares a batch: the two differ only in what a rule reads, and one step sees both sides "
+        "of the threshold. Needs the split's .meta.jsonl (twin_of).",
+    )
     warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps.")
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
         "linear", description="Learning-rate decay after warm-up."

@@ -95,6 +95,9 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, callbacks: list[TrainerC
     if cfg.train.category_balance:
         for row, weight in zip(train_rows, balance_weights(data_dir), strict=True):
             row["weight"] = weight
+    if cfg.train.pair_twins:
+        for row, group in zip(train_rows, twin_groups(data_dir), strict=True):
+            row["group"] = group
     model, tokenizer = build_model(cfg)
     train_rows = mix_general_data(harden_rows(train_rows, data_dir, cfg), cfg)
     weights = (cfg.train.decision_weight, cfg.train.flag_weight, cfg.train.flag_head_weight)
@@ -313,6 +316,8 @@ def encode_rows(
             example["weights"] = [row["weight"] * w for w in example["weights"]]
         else:
             example = encode_example(row["messages"], tokenizer, max_length, weights, flag_span=span)
+        if "group" in row:  # train.pair_twins
+            example["group"] = row["group"]
         if span:
             listed = set(parse_evidence(row["messages"][-1]["content"], probe_profile)[1])
             example["flag_target"] = [float(code in listed) for code in probe_profile.codes]
@@ -558,11 +563,60 @@ class AnswerOnlyTrainer(Trainer):
             loss = loss * self.args.world_size
         return (loss, {"loss": loss}) if return_outputs else loss
 
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if dataset is not None and len(dataset) and all("group" in e for e in dataset):  # train.pair_twins
+            return TwinOrderSampler([e["group"] for e in dataset], self.args.seed)
+        return super()._get_train_sampler(train_dataset)
+
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if self._probe_losses and "loss" in logs:  # the probe's mean loss since the last training log line
             logs["flag_probe_loss"] = round(sum(self._probe_losses) / len(self._probe_losses), 4)
             self._probe_losses = None
         super().log(logs, *args, **kwargs)
+
+
+def twin_groups(data_dir: Path) -> list[str]:
+    """Per training row, the id its minimal pair shares: the anchor's transaction id for a twin (twin_of), its own
+    for any other row."""
+    meta = paths.meta_file(paths.split_file(data_dir, "train"))
+    if not meta.exists():
+        raise FraudtuneError(f"{meta}: missing; train.pair_twins reads each row's twin_of there")
+    groups = []
+    for line, record in enumerate(read_jsonl(meta), start=1):
+        key = record.get("twin_of") or record.get("transaction_id")
+        if not key:
+            raise FraudtuneError(f"{meta}:{line}: transaction_id: missing (train.pair_twins groups rows by it)")
+        groups.append(str(key))
+    return groups
+
+
+class TwinOrderSampler(torch.utils.data.Sampler):
+    """A shuffled order in which the rows of a group (a row and its twins) follow one another: the groups are
+    shuffled, then laid end to end, so a pair shares a batch unless it straddles a batch boundary. The order
+    depends only on the seed and the epoch (set_epoch), so a resumed run skips the same batches."""
+
+    def __init__(self, groups: list[str], seed: int) -> None:
+        members: dict[str, list[int]] = {}
+        for index, group in enumerate(groups):
+            members.setdefault(group, []).append(index)
+        self.groups = list(members.values())
+        self.n = len(groups)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Any:
+        rng = random.Random(self.seed * 1_000_003 + self.epoch)
+        order = list(self.groups)
+        rng.shuffle(order)
+        for members in order:
+            yield from members
 
 
 FLAG_PROBE_FILE = "flag_probe.pt"  # in a checkpoint: the flag probe's weights, so that a resume continues it
