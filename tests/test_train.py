@@ -763,6 +763,8 @@ def test_the_flag_probe_trains_with_the_adapters_is_not_saved_and_resumes(tmp_pa
 
     with pytest.raises(FraudtuneError, match="flag_probe_layer"):
         train(tiny_config("train.epochs=1", "train.flag_probe_weight=1", "train.flag_probe_layer=-3"), tmp_path / "low")
+    with pytest.raises(FraudtuneError, match="lora.method: lora"):
+        tiny_config("train.flag_probe_weight=1", "lora.method=full")
 
 
 def test_twin_order_keeps_each_group_together_and_depends_on_seed_and_epoch_only():

@@ -439,6 +439,12 @@ class RunConfig(Section):
     roi: RoiConfig = Field(default_factory=RoiConfig)
     study: StudyConfig = Field(default_factory=StudyConfig)
 
+    @model_validator(mode="after")
+    def _probe_beside_adapters(self) -> RunConfig:
+        if self.train.flag_probe_weight > 0 and self.lora.method != "lora":
+            raise ValueError("train.flag_probe_weight: the probe trains beside adapters; set lora.method: lora")
+        return self
+
 
 def load_config(path: Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Defaults, then the YAML file, then `section.key=value` overrides; validated as a whole."""

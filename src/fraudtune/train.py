@@ -629,6 +629,8 @@ def attach_flag_probe(trainer: AnswerOnlyTrainer, model: Any, codes: list[str], 
     from fraudtune.modeling.frozen import first_trainable_layer
     from fraudtune.modeling.inference import decoder_and_head
 
+    if not hasattr(model, "peft_config"):  # a full fine-tune saves the whole model, the probe with it
+        raise FraudtuneError("train.flag_probe_weight: the probe trains beside adapters; set lora.method: lora")
     decoder, _ = decoder_and_head(model)
     count = len(decoder.layers)
     index = layer if layer >= 0 else count + layer
