@@ -525,6 +525,20 @@ def test_compiled_layers_give_the_same_loss_and_gradients(tokenizer, tmp_path, m
     assert any((tmp_path / "cache" / "inductor").rglob("*")), "nothing in the on-disk compile cache"
 
 
+def test_the_compile_cache_goes_to_fraudtunes_cache_unless_the_user_chose_one(tmp_path, monkeypatch):
+    """Importing peft sets TORCHINDUCTOR_CACHE_DIR to inductor's /tmp default: that is not the user's choice."""
+    import peft  # noqa: F401  (the import that sets the variable)
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from fraudtune.modeling.compiled import use_compile_cache
+
+    monkeypatch.setenv("FRAUDTUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
+    assert use_compile_cache() == str(tmp_path / "cache" / "inductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert use_compile_cache() == str(tmp_path / "mine")
+
+
 def test_category_balance_weights_count_the_categories_as_spec_4_mixes_them(tmp_path, tokenizer):
     """With a per-rule minimum the company-rule rows outnumber their SPEC 4 share; the weights bring every
     category back to its share, and they scale the example's token weights."""

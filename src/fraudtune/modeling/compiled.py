@@ -25,9 +25,20 @@ log = logging.getLogger(__name__)
 
 
 def use_compile_cache() -> str:
-    """Point inductor's on-disk cache at fraudtune's cache folder unless the user chose one; returns the folder."""
-    folder = os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
-    return folder
+    """Point inductor's on-disk cache at fraudtune's cache folder unless the user chose one; returns the folder.
+
+    Importing peft already sets TORCHINDUCTOR_CACHE_DIR to inductor's default (/tmp/torchinductor_<user>, gone
+    with /tmp), so that default counts as not chosen."""
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+        default = os.path.abspath(default_cache_dir())
+    except ImportError:  # another torch layout: only an unset variable counts as not chosen
+        default = None
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if current is None or os.path.abspath(current) == default:
+        current = os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir() / "inductor")
+    return current
 
 
 def compile_layers(model: Any, start: int = 0, dynamic: bool | None = None) -> int:
