@@ -768,7 +768,7 @@ def test_the_flag_probe_trains_with_the_adapters_is_not_saved_and_resumes(tmp_pa
     monkeypatch.setattr(EpochCheckpoints, "on_save", stop_after_epoch_one)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "killed")
-    assert (tmp_path / "killed" / paths.CHECKPOINTS_DIR / "epoch-1" / "flag_probe.pt").exists()
+    assert (tmp_path / "killed" / paths.CHECKPOINTS_DIR / "epoch-1" / "flag_probe.safetensors").exists()
     monkeypatch.setattr(EpochCheckpoints, "on_save", original)
     train(cfg, tmp_path / "killed", resume=True)
     b = load_file(tmp_path / "killed" / paths.ADAPTER_DIR / "adapter_model.safetensors")

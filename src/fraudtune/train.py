@@ -619,7 +619,7 @@ class TwinOrderSampler(torch.utils.data.Sampler):
             yield from members
 
 
-FLAG_PROBE_FILE = "flag_probe.pt"  # in a checkpoint: the flag probe's weights, so that a resume continues it
+FLAG_PROBE_FILE = "flag_probe.safetensors"  # in a checkpoint: the probe's weights, so that a resume continues it
 
 
 def attach_flag_probe(trainer: AnswerOnlyTrainer, model: Any, codes: list[str], weight: float, layer: int) -> None:
@@ -675,7 +675,9 @@ def load_flag_probe(model: Any, checkpoint: str | None) -> None:
     """On a resume, the probe as the checkpoint left it (its optimizer state comes with the Trainer's)."""
     path = Path(checkpoint) / FLAG_PROBE_FILE if checkpoint else None
     if path is not None and path.exists():
-        model.flag_probe.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        from safetensors.torch import load_file
+
+        model.flag_probe.load_state_dict(load_file(str(path), device="cpu"))
 
 
 def answer_only_loss(
@@ -905,7 +907,9 @@ class EpochCheckpoints(TrainerCallback):
         src = self.root / f"checkpoint-{state.global_step}"
         probe = getattr(kwargs.get("model"), "flag_probe", None)
         if probe is not None and src.exists():
-            torch.save(probe.state_dict(), src / FLAG_PROBE_FILE)
+            from safetensors.torch import save_file
+
+            save_file({k: v.detach().contiguous().cpu() for k, v in probe.state_dict().items()}, src / FLAG_PROBE_FILE)
         if not self.epoch_end:  # a step checkpoint within the epoch
             dst = self.root / f"step-{state.global_step}"
             if src.exists():
