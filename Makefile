@@ -3,6 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# the tests run single-threaded (tests/conftest.py), one worker per core
+PYTEST_WORKERS ?= auto
 
 .PHONY: setup test test-all lint demo demo-tiny demo-byod bench suite-data clean
 
@@ -20,10 +22,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 
 test: $(STAMP) lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-all: $(STAMP) lint
-	$(PY) -m pytest -m '' $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -m '' $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(PY) -m fraudtune.cli demo --config configs/default.yaml --resume

@@ -48,10 +48,10 @@ def load_tokenizer() -> Any:
     from transformers import AutoTokenizer
 
     cached = cache_dir() / TOKENIZER_CACHE_NAME
-    if (cached / "tokenizer.json").exists():
+    if _tokenizer_saved(cached):
         return AutoTokenizer.from_pretrained(cached)
     tokenizer = AutoTokenizer.from_pretrained(smollm2_package_dir(), gguf_file=SMOLLM2_GGUF)
-    _save_atomic(cached, tokenizer.save_pretrained)
+    _save_atomic(cached, tokenizer.save_pretrained, _tokenizer_saved)
     return AutoTokenizer.from_pretrained(cached)
 
 
@@ -62,7 +62,7 @@ def smollm2_dir() -> Path:
     copied into a plain model built from the config (quantization removed, embeddings tied) and cached.
     """
     target = cache_dir() / SMOLLM2_CACHE_NAME
-    if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
+    if _model_saved(target):
         return target
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -84,7 +84,7 @@ def smollm2_dir() -> Path:
         plain.save_pretrained(path)
         tokenizer.save_pretrained(path)
 
-    _save_atomic(target, save)
+    _save_atomic(target, save, _model_saved)
     log.info("cached SmolLM2 in %.1f s", time.time() - start)
     return target
 
@@ -114,7 +114,7 @@ def tiny_random_llama(model_cfg: ModelConfig, seed: int = 0) -> Any:
 def tiny_model_dir(model_cfg: ModelConfig) -> Path:
     """The tiny model saved like a real base model (cached per shape), so every stage loads it the same way."""
     target = cache_dir() / f"tiny-random-l{model_cfg.tiny_layers}-h{model_cfg.tiny_hidden}"
-    if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
+    if _model_saved(target):
         return target
     model, tokenizer = tiny_random_llama(model_cfg), load_tokenizer()
 
@@ -122,7 +122,7 @@ def tiny_model_dir(model_cfg: ModelConfig) -> Path:
         model.save_pretrained(path)
         tokenizer.save_pretrained(path)
 
-    _save_atomic(target, save)
+    _save_atomic(target, save, _model_saved)
     return target
 
 
@@ -156,16 +156,32 @@ def load_base(model_cfg: ModelConfig, dtype: torch.dtype = torch.float32) -> tup
     return model, tokenizer
 
 
-def _save_atomic(target: Path, save: Any) -> None:
+def _tokenizer_saved(folder: Path) -> bool:
+    return (folder / "tokenizer.json").exists()
+
+
+def _model_saved(folder: Path) -> bool:
+    return (folder / "model.safetensors").exists() and _tokenizer_saved(folder)
+
+
+def _save_atomic(target: Path, save: Any, complete: Any = None) -> None:
     """Save into a temp folder, then rename, so a kill never leaves a half-written cache."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     save(tmp)
-    if target.exists():
-        import shutil
+    import shutil
 
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except OSError:  # the target is there: another process (a parallel test worker) cached it meanwhile, or a
+        # stale copy from an older version is; a complete one stands (others may be reading it), else ours replaces it
+        if complete is not None and complete(target):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, backup)
+        os.replace(tmp, target)
+        shutil.rmtree(backup, ignore_errors=True)
 
 
 ADAPTER_RUN_CONFIG = "fraudtune_config.yaml"
