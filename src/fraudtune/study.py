@@ -127,7 +127,8 @@ def study_test_set(cfg: RunConfig, run_dir: Path) -> TestSet:
         generate(
             out, cfg.data.profile, cfg.study.test_n, cfg.eval.test_seed, cfg.data.model_copy(update={"rule_min": 0})
         )
-    return TestSet(read_meta(out / paths.DATASET), {"source": str(out / paths.DATASET), "seed": cfg.eval.test_seed})
+    info = {"source": str(out / paths.DATASET), "seed": cfg.eval.test_seed, "sha256": sha256(out / paths.DATASET)}
+    return TestSet(read_meta(out / paths.DATASET), info)
 
 
 def run_setting(
@@ -180,6 +181,7 @@ def run_setting(
         "scoring_seconds": round(scoring_seconds, 2),
         "scoring_ms_per_transaction": round(1000 * scoring_seconds / max(1, len(rows)), 2),
         "test_n": len(rows),
+        "test_sha256": test.info["sha256"],
         "overlap_dropped": dropped,
         "fine_tuned": tuned,
         "gradient_boosting": boosted,
@@ -341,15 +343,18 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "",
         f"Every setting judged on the same {test['n']} fresh transactions ({test['source']}, seed {test['seed']}; "
         "SPEC 4 shares). Accuracy in %; GB = gradient boosting trained on the setting's own training rows; "
-        "p = exact McNemar test of the fine-tuned model against it.",
+        "p = exact McNemar test of the fine-tuned model against it. Test set sha256 "
+        f"{test.get('sha256', 'not recorded')[:12]}; a setting judged on another draw (or before it was recorded) is "
+        "marked *. Training minutes depend on the CPU each setting trained on (listed under Settings).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
     for name, r in summary["settings"].items():
         ft, gb = r["fine_tuned"], r["gradient_boosting"]
+        other_draw = r.get("test_sha256") != test.get("sha256")
         cells = [
-            name,
+            name + ("*" if other_draw else ""),
             str(r["n_train"]),
             f"{r['train_seconds'] / 60:.1f}",
             _pct(ft["accuracy"]),
