@@ -733,6 +733,25 @@ def test_flag_list_span_covers_where_the_flags_are_decided(tokenizer) -> None:
     assert flag_list_span("LEGITIMATE\nReasoning: none", [(0, 3)]) is None
 
 
+def _killed_after_epoch_one_then_resumed(cfg, run_dir, monkeypatch, kept: str | None = None) -> dict:
+    """Train, stop right after epoch 1's checkpoint (with `kept` in it), resume; the adapter's tensors."""
+    original = EpochCheckpoints.on_save
+
+    def stop_after_epoch_one(self, args, state, control, **kwargs):
+        original(self, args, state, control, **kwargs)
+        if round(state.epoch) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(EpochCheckpoints, "on_save", stop_after_epoch_one)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run_dir)
+    if kept:
+        assert (run_dir / paths.CHECKPOINTS_DIR / "epoch-1" / kept).exists()
+    monkeypatch.setattr(EpochCheckpoints, "on_save", original)
+    train(cfg, run_dir, resume=True)
+    return load_file(run_dir / paths.ADAPTER_DIR / "adapter_model.safetensors")
+
+
 def test_the_flag_probe_trains_with_the_adapters_is_not_saved_and_resumes(tmp_path, monkeypatch):
     """train.flag_probe_weight: the probe's loss is logged and falls, it changes what the adapters learn, the
     adapter holds no probe weights, and a run killed after epoch 1 resumes to the same adapter (the probe is kept
@@ -758,20 +777,7 @@ def test_the_flag_probe_trains_with_the_adapters_is_not_saved_and_resumes(tmp_pa
     c = load_file(tmp_path / "plain" / paths.ADAPTER_DIR / "adapter_model.safetensors")
     assert any(not torch.allclose(a[k], c[k], atol=1e-6) for k in a)
 
-    original = EpochCheckpoints.on_save
-
-    def stop_after_epoch_one(self, args, state, control, **kwargs):
-        original(self, args, state, control, **kwargs)
-        if round(state.epoch) == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(EpochCheckpoints, "on_save", stop_after_epoch_one)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "killed")
-    assert (tmp_path / "killed" / paths.CHECKPOINTS_DIR / "epoch-1" / "flag_probe.safetensors").exists()
-    monkeypatch.setattr(EpochCheckpoints, "on_save", original)
-    train(cfg, tmp_path / "killed", resume=True)
-    b = load_file(tmp_path / "killed" / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    b = _killed_after_epoch_one_then_resumed(cfg, tmp_path / "killed", monkeypatch, "flag_probe.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
 
@@ -825,19 +831,7 @@ def test_pair_twins_trains_in_twin_order_and_resumes_to_the_same_adapter(tmp_pat
     c = load_file(tmp_path / "plain" / paths.ADAPTER_DIR / "adapter_model.safetensors")
     assert any(not torch.allclose(a[k], c[k], atol=1e-6) for k in a)
 
-    original = EpochCheckpoints.on_save
-
-    def stop_after_epoch_one(self, args, state, control, **kwargs):
-        original(self, args, state, control, **kwargs)
-        if round(state.epoch) == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(EpochCheckpoints, "on_save", stop_after_epoch_one)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "killed")
-    monkeypatch.setattr(EpochCheckpoints, "on_save", original)
-    train(cfg, tmp_path / "killed", resume=True)
-    b = load_file(tmp_path / "killed" / paths.ADAPTER_DIR / "adapter_model.safetensors")
+    b = _killed_after_epoch_one_then_resumed(cfg, tmp_path / "killed", monkeypatch)
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
 
