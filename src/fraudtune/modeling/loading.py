@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -164,24 +166,24 @@ def _model_saved(folder: Path) -> bool:
     return (folder / "model.safetensors").exists() and _tokenizer_saved(folder)
 
 
-def _save_atomic(target: Path, save: Any, complete: Any = None) -> None:
-    """Save into a temp folder, then rename, so a kill never leaves a half-written cache."""
+def _save_atomic(target: Path, save: Callable[[Path], Any], complete: Callable[[Path], bool]) -> None:
+    """Save into a temp folder, then rename, so a kill never leaves a half-written cache. If the target appeared
+    meanwhile (another process, e.g. a parallel test worker, cached it), a complete one stands, since others may be
+    reading it; an incomplete one (a stale copy) is replaced by ours."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     save(tmp)
-    import shutil
-
     try:
         os.replace(tmp, target)
-    except OSError:  # the target is there: another process (a parallel test worker) cached it meanwhile, or a
-        # stale copy from an older version is; a complete one stands (others may be reading it), else ours replaces it
-        if complete is not None and complete(target):
+        return
+    except OSError:
+        if complete(target):
             shutil.rmtree(tmp, ignore_errors=True)
             return
-        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, backup)
-        os.replace(tmp, target)
-        shutil.rmtree(backup, ignore_errors=True)
+    backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.replace(target, backup)
+    os.replace(tmp, target)
+    shutil.rmtree(backup, ignore_errors=True)
 
 
 ADAPTER_RUN_CONFIG = "fraudtune_config.yaml"
