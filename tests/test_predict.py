@@ -266,3 +266,41 @@ def test_the_verdict_after_a_stopped_answer_comes_from_the_decoding_pass(predict
             logits = predictor.model(input_ids=torch.tensor([prompt + answer.ids])).logits[0, -1]
         expected = torch.softmax(logits[[fraud_id, legit_id]], dim=-1)[0]
         assert answer.next_fraud_probability == pytest.approx(float(expected), abs=1e-5)
+
+
+class _EndsAtPosition(torch.nn.Module):
+    """The model, except that a row whose next token would sit at position `limit` or later ends its turn there:
+    rows with longer prompts end after fewer tokens, so one batch's rows stop at different steps."""
+
+    def __init__(self, model, eos_id: int, limit: int):
+        super().__init__()
+        self.model, self.eos_id, self.limit = model, eos_id, limit
+
+    def forward(self, **kwargs):
+        out = self.model(**kwargs)
+        ending = kwargs["position_ids"][:, -1] + 1 >= self.limit
+        out.logits[ending, -1, self.eos_id] = out.logits[:, -1].max() + 10.0
+        return out
+
+
+def test_rows_that_end_leave_the_batch_and_the_others_continue_as_alone(predictor, transactions):
+    """Greedy answers of one batch whose rows end at different steps (each ended row is dropped from the batch
+    and its cache) equal the answers each prompt gets in a batch of its own."""
+    from fraudtune.modeling.inference import encode_prompts, generate
+
+    tok = predictor.tokenizer
+    chats = predictor.chats(transactions[:6])
+    prompts = encode_prompts(predictor.model, tok, chats)
+    longest = max(len(ids) for ids in prompts.ids)
+    assert len({len(ids) for ids in prompts.ids}) > 2
+    model = _EndsAtPosition(predictor.model, tok.eos_token_id, longest + 4)
+
+    def stop(text: str) -> bool:  # a second way to end: the stop rule, after the same text on every row
+        return len(text) >= 100
+
+    together = generate(model, tok, prompts, list(range(6)), 12, stop=stop)
+    alone = [generate(model, tok, prompts, [i], 12, stop=stop)[0] for i in range(6)]
+    assert len({len(a.ids) for a in together}) > 1  # rows ended at different steps: the batch shrank
+    for got, want in zip(together, alone, strict=True):
+        assert got.ids == want.ids and got.text == want.text
+        assert got.next_fraud_probability == pytest.approx(want.next_fraud_probability, abs=1e-5)

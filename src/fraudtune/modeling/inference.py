@@ -283,33 +283,43 @@ def _continue(
     """The decoding loop: one token per row per step until every row ends (end of turn, stop, or limit).
 
     Each step extends the attention mask and gives every row its own position, so a padded row continues exactly
-    as it would alone. Returns the tokens and, per row, the logits of the token after its last one (a row that
-    `stop` ended gets one more step for them: its last token is fed with the others still decoding).
+    as it would alone. A row that has ended leaves the batch (its cache, mask and position rows are dropped): the
+    rest of the batch no longer pays for it. Returns the tokens and, per row, the logits of the token after its
+    last one (a row that `stop` ended gets one more step for them: its last token is fed with the others still
+    decoding).
     """
     generator = torch.Generator(device=logits.device).manual_seed(seed)
     tokens: list[list[int]] = [[] for _ in range(logits.shape[0])]
-    finished = [False] * len(tokens)
     after: list[torch.Tensor | None] = [None] * len(tokens)
     ends = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+    live = list(range(len(tokens)))  # the original row of each row of the current batch
+    pending: list[int] = []  # batch rows stopped by `stop` that wait for the logits after their last token
     for _ in range(max_new_tokens):
+        for row in pending:
+            after[live[row]] = logits[row]
         if temperature:
             nxt = torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1, generator=generator)[:, 0]
         else:
             nxt = logits.argmax(-1)
-        pending = []
+        keep, pending = [], []
         for row, token in enumerate(nxt.tolist()):
-            if finished[row]:
+            original = live[row]
+            if after[original] is not None:  # stopped last step: its logits are taken, it leaves now
                 continue
             if token in ends:
-                finished[row] = True
-                after[row] = logits[row]
+                after[original] = logits[row]
                 continue
-            tokens[row].append(token)
-            if stop is not None and stop(tokenizer.decode(tokens[row], skip_special_tokens=True)):
-                finished[row] = True
-                pending.append(row)
-        if all(finished) and not pending:
+            tokens[original].append(token)
+            keep.append(row)
+            if stop is not None and stop(tokenizer.decode(tokens[original], skip_special_tokens=True)):
+                pending.append(len(keep) - 1)
+        if not keep:
             break
+        if len(keep) < len(live):
+            index = torch.tensor(keep, device=logits.device)
+            cache.batch_select_indices(index)
+            mask, next_position, nxt = mask[index], next_position[index], nxt[index]
+            live = [live[row] for row in keep]
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
         out = model(
             input_ids=nxt[:, None],
@@ -321,9 +331,12 @@ def _continue(
         )
         next_position = next_position + 1
         logits, cache = out.logits[:, -1].float(), out.cache
-        for row in pending:
-            after[row] = logits[row]
-    return tokens, torch.stack([logits[row] if a is None else a for row, a in enumerate(after)])
+    for row in pending:
+        after[live[row]] = logits[row]
+    for row, original in enumerate(live):  # rows cut by the token limit: the logits after their last token
+        if after[original] is None:
+            after[original] = logits[row]
+    return tokens, torch.stack([a for a in after if a is not None])
 
 
 def generate_all(
