@@ -1,7 +1,9 @@
 """The reference: LoRA fine-tuning as a naive user writes it with the HF Trainer + PEFT.
 
 Default TrainingArguments (fp32), the whole chat tokenised with the chat template, loss over all tokens
-(labels = input_ids), padding to the longest in the batch, random batches.
+(labels = input_ids), padding to the longest in the batch, random batches. The adapter is the recipe's own
+(rank, alpha, dropout, target modules and adapted layers, passed as LoraConfig arguments in JSON), so that both
+trainers train the same parameters.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from peft import LoraConfig, get_peft_model
 from transformers import (
     AutoModelForCausalLM,
@@ -22,13 +25,17 @@ from transformers import (
 )
 
 
-def main(model_dir: str, train_file: str, out_dir: str, steps: int, batch_size: int, seed: int) -> dict:
+def main(model_dir: str, train_file: str, out_dir: str, steps: int, batch_size: int, seed: int, lora: dict) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    model = get_peft_model(
-        model,
-        LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
-    )
+    if lora["target_modules"] == "all-linear" and lora.get("layers_to_transform"):
+        # PEFT takes a layer subset only with named modules: every linear layer's name but the head's
+        head = model.get_output_embeddings()
+        linear = {
+            n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m is not head
+        }
+        lora = {**lora, "target_modules": sorted(linear)}
+    model = get_peft_model(model, LoraConfig(**lora, task_type="CAUSAL_LM"))
     rows = [json.loads(line) for line in Path(train_file).read_text().splitlines()]
     texts = [tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in rows]
     dataset = [tokenizer(t, truncation=True, max_length=512) for t in texts]
@@ -59,5 +66,5 @@ def main(model_dir: str, train_file: str, out_dir: str, steps: int, batch_size: 
 
 
 if __name__ == "__main__":
-    model_dir, train_file, out_dir, steps, batch, seed = sys.argv[1:7]
-    print(json.dumps(main(model_dir, train_file, out_dir, int(steps), int(batch), int(seed))))
+    model_dir, train_file, out_dir, steps, batch, seed, lora = sys.argv[1:8]
+    print(json.dumps(main(model_dir, train_file, out_dir, int(steps), int(batch), int(seed), json.loads(lora))))

@@ -192,9 +192,25 @@ def train_reference(args: argparse.Namespace, model_dir: Path, subset: Path, wor
             str(args.steps),
             str(args.batch_size),
             "42",
+            json.dumps(reference_lora(load_config(REPO / "configs" / "default.yaml"))),
         ]
     )
     return {"seconds": res["seconds"], "wall_seconds": wall, "peak_rss_mb": rss}
+
+
+def reference_lora(cfg) -> dict:
+    """The recipe's adapter as plain LoraConfig arguments: what the reference trains."""
+    from fraudtune.modeling.loading import smollm2_dir
+
+    n_layers = json.loads((smollm2_dir() / "config.json").read_text())["num_hidden_layers"]
+    top = cfg.lora.top_layers
+    return {
+        "r": cfg.lora.r,
+        "lora_alpha": cfg.lora.alpha,
+        "lora_dropout": cfg.lora.dropout,
+        "target_modules": cfg.lora.target_modules,
+        "layers_to_transform": list(range(n_layers - top, n_layers)) if top else None,
+    }
 
 
 def train_fraudtune(args: argparse.Namespace, subset: Path, work: Path) -> dict:

@@ -524,6 +524,21 @@ def test_compiled_layers_give_the_same_loss_and_gradients(tokenizer, tmp_path, m
     assert list(model.state_dict()) == keys
     assert any((tmp_path / "cache" / "inductor").rglob("*")), "nothing in the on-disk compile cache"
 
+    # validation-shaped work (another batch shape, no gradients) inside eager(): the eager result, nothing compiled
+    from torch._dynamo.utils import counters
+
+    from fraudtune.modeling.compiled import eager
+
+    other = collate([encode_example(c["messages"], tokenizer, 512) for c in chats[:3]], tokenizer.pad_token_id, 64)
+    compiled_frames = counters["stats"]["unique_graphs"]
+    with eager(), torch.no_grad():
+        loss_eager_block = answer_only_loss(model, other)
+    assert counters["stats"]["unique_graphs"] == compiled_frames, "eager() compiled a new graph"
+    with torch.no_grad():
+        loss_compiled_other = answer_only_loss(model, other)  # outside the block the new shape compiles
+    assert counters["stats"]["unique_graphs"] > compiled_frames
+    torch.testing.assert_close(loss_eager_block, loss_compiled_other, rtol=1e-4, atol=1e-4)
+
 
 def test_the_compile_cache_goes_to_fraudtunes_cache_unless_the_user_chose_one(tmp_path, monkeypatch):
     """Importing peft sets TORCHINDUCTOR_CACHE_DIR to inductor's /tmp default: that is not the user's choice."""

@@ -563,6 +563,14 @@ class AnswerOnlyTrainer(Trainer):
             loss = loss * self.args.world_size
         return (loss, {"loss": loss}) if return_outputs else loss
 
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        # the validation loss and the validation scorer (a callback of this call) run the compiled layers' eager
+        # code: their shapes would otherwise compile anew (train.compile_layers)
+        from fraudtune.modeling.compiled import eager
+
+        with eager():
+            return super().evaluate(*args, **kwargs)
+
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         if dataset is not None and len(dataset) and all("group" in e for e in dataset):  # train.pair_twins

@@ -12,8 +12,10 @@ Numbers equal the eager layers up to kernel rounding (tests compare losses and g
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -54,3 +56,18 @@ def compile_layers(model: Any, start: int = 0, dynamic: bool | None = None) -> i
         layer.compile(dynamic=dynamic)
     log.info("compiling %d decoder layers (cache %s)", len(layers), folder)
     return len(layers)
+
+
+@contextlib.contextmanager
+def eager() -> Iterator[None]:
+    """Compiled layers run their eager code inside this block (torch.compiler.set_stance("force_eager")).
+
+    Validation passes and the generation of validation answers bring batch shapes and a growing key/value cache
+    that the training steps never see: each would compile anew (dynamo recompiles up to its limit, then runs
+    eager anyway), at seconds and hundreds of MB per shape, for a few forward passes."""
+    stance = getattr(getattr(torch, "compiler", None), "set_stance", None)
+    if stance is None:
+        yield
+        return
+    with stance("force_eager"):
+        yield
