@@ -304,3 +304,22 @@ def test_rows_that_end_leave_the_batch_and_the_others_continue_as_alone(predicto
     for got, want in zip(together, alone, strict=True):
         assert got.ids == want.ids and got.text == want.text
         assert got.next_fraud_probability == pytest.approx(want.next_fraud_probability, abs=1e-5)
+
+
+def test_consistency_samples_many_items_per_batch_each_with_its_own_runs(predictor, transactions, monkeypatch):
+    """sample_decisions batches several items' runs together: each item still gets its own `runs` answers. With
+    a near-zero temperature every run is the greedy answer, so each item's decisions equal those of a batch of
+    that item alone (the answer's length stands for its decision; rows end at prompt-dependent steps)."""
+    from fraudtune.evaluate import llm
+    from fraudtune.modeling.inference import encode_prompts
+
+    tok = predictor.tokenizer
+    prompts = encode_prompts(predictor.model, tok, predictor.chats(transactions[:6]))
+    model = _EndsAtPosition(predictor.model, tok.eos_token_id, max(len(ids) for ids in prompts.ids) + 4)
+    monkeypatch.setattr(llm, "decision_of", lambda text: str(len(text)))
+    subset = [5, 0, 3, 1, 4]
+    together = llm.sample_decisions(model, tok, prompts, subset, 3, 1e-4, 10, seed=0, batch_rows=9)
+    alone = llm.sample_decisions(model, tok, prompts, subset, 3, 1e-4, 10, seed=0, batch_rows=3)
+    assert together == alone and list(together) == subset
+    assert all(len(d) == 3 and len(set(d)) == 1 for d in together.values())
+    assert len({d[0] for d in together.values()}) > 1  # the items' answers differ: a mix-up would show

@@ -88,12 +88,21 @@ def sample_decisions(
     temperature: float,
     max_new_tokens: int,
     seed: int,
+    batch_rows: int = 64,
 ) -> dict[int, list[str | None]]:
-    """`runs` sampled answers per subset item, read only up to the decision; seeded per item."""
+    """`runs` sampled answers per subset item, read only up to the decision; items are sampled together, about
+    `batch_rows` rows per batch (a decoding step costs per row a fraction at 64 rows of what it does at 10, and a
+    row leaves the batch once it has decided). Seeded per batch: the same subset and batch_rows give the same
+    samples."""
+    per_batch = max(1, batch_rows // runs)
     decisions = {}
-    for i in tqdm(subset, desc="consistency", unit="txn"):
-        sampled = generate(model, tokenizer, prompts, [i], max_new_tokens, runs, temperature, seed + i, until_decided)
-        decisions[i] = [decision_of(a.text) for a in sampled]
+    for at in tqdm(range(0, len(subset), per_batch), desc="consistency", unit="batch"):
+        items = subset[at : at + per_batch]
+        sampled = generate(
+            model, tokenizer, prompts, items, max_new_tokens, runs, temperature, seed + items[0], until_decided
+        )
+        for k, i in enumerate(items):
+            decisions[i] = [decision_of(a.text) for a in sampled[k * runs : (k + 1) * runs]]
     return decisions
 
 
