@@ -857,3 +857,33 @@ def test_pair_twins_needs_the_meta_file(tmp_path):
     (tmp_path / "train.jsonl").write_text("")
     with pytest.raises(FraudtuneError, match="train.meta.jsonl: missing"):
         twin_groups(tmp_path)
+
+
+def test_a_right_padded_batch_trains_without_a_mask_and_with_each_rows_own_loss(tokenizer, tmp_path):
+    """A right-padded batch runs with causal attention alone (no padding mask): every row's summed answer loss
+    and its gradients equal those of the row trained on its own. A left-padded batch keeps its mask."""
+    from fraudtune.data.generate import generate
+    from fraudtune.modeling.tokens import collate
+    from fraudtune.train import answer_only_loss, build_model, padding_mask
+
+    cfg = tiny_config("model.tiny_layers=2", "lora.dropout=0", "train.precision=fp32")
+    generate(tmp_path / "data", cfg.data.profile, 20, 1, cfg.data)
+    rows = [encode_example(c["messages"], tokenizer, 512) for c in read_jsonl(tmp_path / "data" / "train.jsonl")[:4]]
+    assert len({r["length"] for r in rows}) > 1
+    model, _ = build_model(cfg)
+    batch = collate(rows, tokenizer.pad_token_id, 32)
+    assert padding_mask(batch["attention_mask"]) is None
+    assert padding_mask(batch["attention_mask"].flip(1)) is not None
+
+    def summed(b):
+        model.zero_grad()
+        n = int((b["labels"][:, 1:] != IGNORE_INDEX).sum())
+        loss = answer_only_loss(model, b) * n
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    together, grads = summed(batch)
+    alone = [summed(collate([r], tokenizer.pad_token_id)) for r in rows]
+    torch.testing.assert_close(together, sum(a[0] for a in alone), rtol=1e-4, atol=1e-4)
+    for k, g in enumerate(grads):
+        torch.testing.assert_close(g, sum(a[1][k] for a in alone), rtol=1e-3, atol=1e-5)

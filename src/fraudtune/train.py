@@ -728,13 +728,24 @@ def supervised_logits(model: Any, inputs: dict[str, torch.Tensor], keep: torch.T
     from fraudtune.modeling.inference import decoder_and_head
 
     decoder, head = decoder_and_head(model)
+    mask = padding_mask(inputs["attention_mask"])
     if "hidden" in inputs:
         from fraudtune.modeling.frozen import upper_hidden
 
-        hidden = upper_hidden(model, inputs["hidden"], inputs["attention_mask"], split)
+        hidden = upper_hidden(model, inputs["hidden"], mask, split)
     else:
-        hidden = decoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+        hidden = decoder(input_ids=inputs["input_ids"], attention_mask=mask).last_hidden_state
     return head(hidden[:, :-1][keep]).float()
+
+
+def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:
+    """The attention mask the decoder needs: None for a right-padded batch (every row's real tokens first).
+
+    Under causal attention a real token only sees the tokens before it, never the padding after it, so the mask
+    changes nothing for the positions the loss reads; without it the attention kernel runs causal (it skips the
+    blocks above the diagonal) and no (batch, 1, width, width) mask is built each layer and step."""
+    right_padded = bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
+    return None if right_padded else attention_mask
 
 
 def build_trainer(
