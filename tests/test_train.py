@@ -887,3 +887,38 @@ def test_a_right_padded_batch_trains_without_a_mask_and_with_each_rows_own_loss(
     torch.testing.assert_close(together, sum(a[0] for a in alone), rtol=1e-4, atol=1e-4)
     for k, g in enumerate(grads):
         torch.testing.assert_close(g, sum(a[1][k] for a in alone), rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_packed_batch_gives_each_rows_loss_and_gradients(tokenizer, tmp_path, cached):
+    """train.pack_sequences: the rows of a batch packed end to end (positions restart, attention per row) give
+    the padded batch's loss and gradients, from token ids or from the frozen layers' cached output."""
+    from fraudtune.data.generate import generate
+    from fraudtune.modeling.frozen import lower_states
+    from fraudtune.modeling.packing import is_packing
+    from fraudtune.modeling.tokens import collate
+    from fraudtune.train import answer_only_loss, build_model
+
+    cfg = tiny_config("model.tiny_layers=3", "lora.dropout=0", "train.precision=fp32", "lora.top_layers=2")
+    generate(tmp_path / "data", cfg.data.profile, 20, 1, cfg.data)
+    rows = [encode_example(c["messages"], tokenizer, 512) for c in read_jsonl(tmp_path / "data" / "train.jsonl")[:5]]
+    model, _ = build_model(cfg)
+    assert is_packing(model)
+    split = 1 if cached else 0
+    if cached:
+        states = lower_states(model, [r["input_ids"] for r in rows], split, tokenizer.pad_token_id)
+        rows = [{**r, "hidden": h} for r, h in zip(rows, states, strict=True)]
+    batch = collate(rows, tokenizer.pad_token_id, 32)
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = answer_only_loss(model, batch, None, 3.0, split)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    packed, packed_grads = loss_and_grads()
+    model.set_attn_implementation("sdpa")
+    padded, padded_grads = loss_and_grads()
+    torch.testing.assert_close(packed, padded, rtol=1e-5, atol=1e-5)
+    for g_packed, g_padded in zip(packed_grads, padded_grads, strict=True):
+        torch.testing.assert_close(g_packed, g_padded, rtol=1e-4, atol=1e-6)

@@ -251,6 +251,12 @@ class TrainConfig(Section):
         description="Compile each adapted decoder layer with torch.compile (modeling/compiled.py): fused "
         "elementwise work; the first steps pay the compile time, later runs reuse the on-disk cache.",
     )
+    pack_sequences: bool = Field(
+        True,
+        description="Run each training batch padding-free: its rows' real tokens end to end in one sequence, "
+        "positions restarting per row, attention row by row (modeling/packing.py): the same loss and gradients "
+        "without computing the padding (about a quarter of a random batch's positions). Off with the flag probe.",
+    )
     fast_dropout: bool = Field(
         True, description="LoRA dropout masks from 16-bit random slices on the CPU (dropout.py): ~3x cheaper masks."
     )

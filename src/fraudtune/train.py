@@ -506,6 +506,10 @@ def build_model(cfg: RunConfig) -> tuple[Any, Any]:
         ) from exc
     if cfg.train.fast_dropout:
         use_fast_dropout(model)
+    if cfg.train.pack_sequences and not cfg.train.flag_probe_weight:  # the probe reads (batch, width) positions
+        from fraudtune.modeling.packing import use_packing
+
+        use_packing(model)
     if precision(cfg) == "bf16":
         freeze_in_bf16(model)
     log.info(trainable_line(model))
@@ -728,6 +732,10 @@ def supervised_logits(model: Any, inputs: dict[str, torch.Tensor], keep: torch.T
     from fraudtune.modeling.inference import decoder_and_head
 
     decoder, head = decoder_and_head(model)
+    from fraudtune.modeling.packing import is_packing
+
+    if is_packing(model) and padding_mask(inputs["attention_mask"]) is None:
+        return _packed_logits(model, inputs, keep, split)
     mask = padding_mask(inputs["attention_mask"])
     if "hidden" in inputs:
         from fraudtune.modeling.frozen import upper_hidden
@@ -736,6 +744,29 @@ def supervised_logits(model: Any, inputs: dict[str, torch.Tensor], keep: torch.T
     else:
         hidden = decoder(input_ids=inputs["input_ids"], attention_mask=mask).last_hidden_state
     return head(hidden[:, :-1][keep]).float()
+
+
+PACK_MULTIPLE = 64  # packed totals are rounded up to this many tokens: few distinct shapes for compiled layers
+
+
+def _packed_logits(model: Any, inputs: dict[str, torch.Tensor], keep: torch.Tensor, split: int) -> torch.Tensor:
+    """supervised_logits with the batch's rows packed end to end (modeling/packing.py): same rows, same order."""
+    from fraudtune.modeling.inference import decoder_and_head
+    from fraudtune.modeling.packing import packed_inputs
+
+    decoder, head = decoder_and_head(model)
+    mask = inputs["attention_mask"]
+    if "hidden" in inputs:
+        from fraudtune.modeling.frozen import upper_hidden
+
+        hidden, positions, lengths, real = packed_inputs(mask, inputs["hidden"], 0.0, PACK_MULTIPLE)
+        out = upper_hidden(model, hidden, None, split, position_ids=positions, packed_lengths=lengths)
+    else:
+        ids, positions, lengths, real = packed_inputs(mask, inputs["input_ids"], 0, PACK_MULTIPLE)
+        out = decoder(input_ids=ids, position_ids=positions, packed_lengths=lengths).last_hidden_state
+    wanted = torch.zeros_like(real)
+    wanted[:, :-1] = keep
+    return head(out[0, : int(real.sum())][wanted[real]]).float()
 
 
 def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:

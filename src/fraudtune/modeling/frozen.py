@@ -74,8 +74,11 @@ def lower_states(
     return states  # type: ignore[return-value]
 
 
-def upper_hidden(model: Any, hidden: torch.Tensor, attention_mask: torch.Tensor, split: int) -> torch.Tensor:
-    """The decoder's last hidden state (final norm applied) from the state entering layer `split`."""
+def upper_hidden(
+    model: Any, hidden: torch.Tensor, attention_mask: torch.Tensor | None, split: int, **kwargs: Any
+) -> torch.Tensor:
+    """The decoder's last hidden state (final norm applied) from the state entering layer `split` (`kwargs`:
+    position ids and packed row lengths of a packed batch)."""
     decoder, _ = decoder_and_head(model)
     with layer_range(decoder, split):
-        return decoder(inputs_embeds=hidden, attention_mask=attention_mask).last_hidden_state
+        return decoder(inputs_embeds=hidden, attention_mask=attention_mask, **kwargs).last_hidden_state
