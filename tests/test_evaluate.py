@@ -208,3 +208,37 @@ def test_evaluate_without_an_adapter_is_a_one_line_error(tmp_path):
     with pytest.raises(FraudtuneError, match="fraud-lora-adapter: not found; run `fraudtune train` first"):
         evaluate(tiny_config(), tmp_path)
     assert main(["evaluate", "--config", str(TINY_CONFIG), "--run-dir", str(tmp_path)]) == 1
+
+
+def test_eval_precision_loads_both_language_models_in_that_dtype(trained_tiny_run, tmp_path, monkeypatch):
+    """eval.precision=bf16: the fine-tuned model (scoring and injection) and the prompted base model are both
+    loaded in bf16, and eval.json records the precision."""
+    import shutil
+
+    import torch
+
+    import fraudtune.modeling.loading as loading
+    import fraudtune.predict as predict
+
+    seen: list[tuple[str, torch.dtype]] = []
+    real_load, real_base = predict.load, loading.load_base
+
+    def load(adapter_dir, *args, **kwargs):
+        predictor = real_load(adapter_dir, *args, **kwargs)
+        seen.append(("fine_tuned", next(predictor.model.parameters()).dtype))
+        return predictor
+
+    def load_base(model_cfg, dtype=torch.float32):
+        seen.append(("base", dtype))
+        return real_base(model_cfg, dtype)
+
+    monkeypatch.setattr(predict, "load", load)
+    monkeypatch.setattr(loading, "load_base", load_base)
+    run = tmp_path / "run"
+    shutil.copytree(trained_tiny_run, run)
+    argv = ["evaluate", "--config", str(TINY_CONFIG), "--run-dir", str(run), "--set", "eval.precision=bf16"]
+    assert main([*argv, "--set", "eval.generation_subset=4", "--set", "train.threads=1"]) == 0
+    # evaluation and injection each load both; the fine-tuned model is merged in fp32, then cast
+    assert [d for name, d in seen if name == "fine_tuned"] == [torch.bfloat16] * 2, seen
+    assert [d for name, d in seen if name == "base"].count(torch.bfloat16) == 2, seen
+    assert json.loads((run / paths.EVAL_JSON).read_text())["settings"]["precision"] == "bf16"

@@ -272,6 +272,12 @@ class TrainConfig(Section):
 class EvalConfig(Section):
     test_n: int = Field(0, ge=0, description="If > 0, draw a fresh test set of this size from the profile.")
     test_seed: int = Field(1007, description="Seed of the fresh test set.")
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        "fp32",
+        description="Dtype both language models are evaluated in (fine-tuned and prompted base alike): fp32 "
+        "(exact), bf16, or auto (bf16 where the hardware is fast at it, as `predict` and `serve` can run). "
+        "eval.json records it.",
+    )
     few_shot_k: int = Field(2, ge=0, le=16, description="Few-shot examples in the prompted baseline's prompt.")
     consistency_runs: int = Field(10, ge=2, description="Sampled answers per transaction for consistency.")
     temperature: float = Field(0.7, gt=0, description="Sampling temperature for consistency.")

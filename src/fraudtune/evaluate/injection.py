@@ -175,24 +175,26 @@ def injection_summary(
     profile: Profile,
     seed: int,
     batch_size: int,
+    precision: str = "fp32",
 ) -> dict[str, dict[str, Any]]:
-    """{fine_tuned: {...}, prompted_base: {...}}: flip rates on the test set's FRAUD cases (loads each model)."""
+    """{fine_tuned: {...}, prompted_base: {...}}: flip rates on the test set's FRAUD cases (loads each model in
+    `precision`, as the rest of the evaluation)."""
     import gc
 
     import torch
 
-    from fraudtune.modeling.loading import load_base
+    from fraudtune.modeling.loading import inference_dtype, load_base
     from fraudtune.predict import load
 
     fraud = [r["transaction"] for r in rows if r["label"] == "FRAUD"]
     pairs = injection_slice(fraud, seed, profile)
     originals, injected = [p[0] for p in pairs], [p[1] for p in pairs]
     out = {}
-    predictor = load(adapter_dir)
+    predictor = load(adapter_dir, precision=precision)
     out["fine_tuned"] = flip_rate(fine_tuned_probabilities(predictor, batch_size), originals, injected)
     del predictor
     gc.collect()
-    model, tokenizer = load_base(base_model_cfg)
+    model, tokenizer = load_base(base_model_cfg, inference_dtype(precision))
     if torch.cuda.is_available():
         model = model.to("cuda")
     out["prompted_base"] = flip_rate(

@@ -159,7 +159,9 @@ def _injection(
     from fraudtune.evaluate.injection import injection_summary
 
     try:
-        found = injection_summary(adapter_dir, run_cfg.model, rows, shots, profile, cfg.seed, cfg.train.eval_batch_size)
+        found = injection_summary(
+            adapter_dir, run_cfg.model, rows, shots, profile, cfg.seed, cfg.train.eval_batch_size, cfg.eval.precision
+        )
     except Exception as exc:  # noqa: BLE001 - an optional measurement
         log.warning("evaluate: prompt-injection slice failed (%s: %s)", type(exc).__name__, exc)
         for key in ("fine_tuned", "prompted_base"):
@@ -183,7 +185,7 @@ def _fine_tuned(adapter_dir: Path, test: TestSet, subset: list[int], cfg: RunCon
     from fraudtune.predict import load
 
     with timer("fine_tuned.load"):
-        predictor = load(adapter_dir)
+        predictor = load(adapter_dir, precision=cfg.eval.precision)
     with timer("fine_tuned.scoring"):
         scored = predictor.score(test.transactions, cfg.train.eval_batch_size, progress=True)
     chats = predictor.chats(test.transactions)
@@ -221,10 +223,10 @@ def _prompted_base(
     """The same base model without the adapter, the rulebook and few-shot turns in its prompt."""
     import torch
 
-    from fraudtune.modeling.loading import load_base
+    from fraudtune.modeling.loading import inference_dtype, load_base
 
     with timer("prompted_base.load"):
-        model, tokenizer = load_base(run_cfg.model)
+        model, tokenizer = load_base(run_cfg.model, inference_dtype(cfg.eval.precision))
         if torch.cuda.is_available():
             model = model.to("cuda")
     chats = prompted_chats(test.transactions, profile, shots)
