@@ -323,3 +323,24 @@ def test_consistency_samples_many_items_per_batch_each_with_its_own_runs(predict
     assert together == alone and list(together) == subset
     assert all(len(d) == 3 and len(set(d)) == 1 for d in together.values())
     assert len({d[0] for d in together.values()}) > 1  # the items' answers differ: a mix-up would show
+
+
+def test_consistency_batches_hold_a_bounded_number_of_prompt_tokens(predictor, transactions, monkeypatch):
+    """Long prompts (the prompted baseline's rulebook) get fewer items per consistency batch: each row copies the
+    prompt's key/value cache, so a batch holds at most KV_TOKEN_BUDGET prompt tokens (never under one item)."""
+    from fraudtune.evaluate import llm
+    from fraudtune.modeling.inference import encode_prompts
+
+    tok = predictor.tokenizer
+    prompts = encode_prompts(predictor.model, tok, predictor.chats(transactions[:6]))
+    batches: list[list[int]] = []
+    monkeypatch.setattr(llm, "generate", lambda m, t, p, items, n, runs, *a, **k: batches.append(items) or [])
+    monkeypatch.setattr(llm, "decision_of", lambda text: None)
+    longest = max(len(ids) for ids in prompts.ids)
+    monkeypatch.setattr(llm, "KV_TOKEN_BUDGET", longest * 6)  # room for 6 rows: two items of 3 runs
+    llm.sample_decisions(predictor.model, tok, prompts, list(range(6)), 3, 0.7, 4, seed=0, batch_rows=64)
+    assert [len(b) for b in batches] == [2, 2, 2]
+    batches.clear()
+    monkeypatch.setattr(llm, "KV_TOKEN_BUDGET", 1)  # not even one item fits: one item per batch all the same
+    llm.sample_decisions(predictor.model, tok, prompts, list(range(6)), 3, 0.7, 4, seed=0, batch_rows=64)
+    assert [len(b) for b in batches] == [1] * 6

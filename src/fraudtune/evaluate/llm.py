@@ -79,6 +79,9 @@ def answer_record(
     }
 
 
+KV_TOKEN_BUDGET = 16_384  # prompt tokens per consistency batch (their key/value cache is copied per row)
+
+
 def sample_decisions(
     model: Any,
     tokenizer: Any,
@@ -93,8 +96,12 @@ def sample_decisions(
     """`runs` sampled answers per subset item, read only up to the decision; items are sampled together, about
     `batch_rows` rows per batch (a decoding step costs per row a fraction at 64 rows of what it does at 10, and a
     row leaves the batch once it has decided). Seeded per batch: the same subset and batch_rows give the same
-    samples."""
-    per_batch = max(1, batch_rows // runs)
+    samples. A batch also holds at most KV_TOKEN_BUDGET prompt tokens: every row carries its own copy of the prompt's
+    key/value cache, and the prompted baseline's prompt (rulebook and few-shot turns) is ~1,400 tokens, so 64 of
+    its rows would hold ~1.8 GB of cache in bf16."""
+    longest = max((len(prompts.ids[i]) for i in subset), default=1)
+    rows = max(runs, min(batch_rows, KV_TOKEN_BUDGET // longest))
+    per_batch = max(1, rows // runs)
     decisions = {}
     for at in tqdm(range(0, len(subset), per_batch), desc="consistency", unit="batch"):
         items = subset[at : at + per_batch]
