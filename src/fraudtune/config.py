@@ -255,7 +255,7 @@ class TrainConfig(Section):
         True,
         description="Run each training batch padding-free: its rows' real tokens end to end in one sequence, "
         "positions restarting per row, attention row by row (modeling/packing.py): the same loss and gradients "
-        "without computing the padding (about a quarter of a random batch's positions). Off with the flag probe.",
+        "without computing the padding. Off with the flag probe.",
     )
     fast_dropout: bool = Field(
         True, description="LoRA dropout masks from 16-bit random slices on the CPU (dropout.py): ~3x cheaper masks."

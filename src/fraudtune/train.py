@@ -730,13 +730,12 @@ def supervised_logits(model: Any, inputs: dict[str, torch.Tensor], keep: torch.T
         out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], logits_to_keep=mask)
         return out.logits.float()
     from fraudtune.modeling.inference import decoder_and_head
-
-    decoder, head = decoder_and_head(model)
     from fraudtune.modeling.packing import is_packing
 
-    if is_packing(model) and padding_mask(inputs["attention_mask"]) is None:
-        return _packed_logits(model, inputs, keep, split)
+    decoder, head = decoder_and_head(model)
     mask = padding_mask(inputs["attention_mask"])
+    if mask is None and is_packing(model):
+        return _packed_logits(decoder, head, model, inputs, keep, split)
     if "hidden" in inputs:
         from fraudtune.modeling.frozen import upper_hidden
 
@@ -749,12 +748,12 @@ def supervised_logits(model: Any, inputs: dict[str, torch.Tensor], keep: torch.T
 PACK_MULTIPLE = 64  # packed totals are rounded up to this many tokens: few distinct shapes for compiled layers
 
 
-def _packed_logits(model: Any, inputs: dict[str, torch.Tensor], keep: torch.Tensor, split: int) -> torch.Tensor:
+def _packed_logits(
+    decoder: Any, head: Any, model: Any, inputs: dict[str, torch.Tensor], keep: torch.Tensor, split: int
+) -> torch.Tensor:
     """supervised_logits with the batch's rows packed end to end (modeling/packing.py): same rows, same order."""
-    from fraudtune.modeling.inference import decoder_and_head
     from fraudtune.modeling.packing import packed_inputs
 
-    decoder, head = decoder_and_head(model)
     mask = inputs["attention_mask"]
     if "hidden" in inputs:
         from fraudtune.modeling.frozen import upper_hidden

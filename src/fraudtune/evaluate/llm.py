@@ -93,12 +93,12 @@ def sample_decisions(
     seed: int,
     batch_rows: int = 64,
 ) -> dict[int, list[str | None]]:
-    """`runs` sampled answers per subset item, read only up to the decision; items are sampled together, about
-    `batch_rows` rows per batch (a decoding step costs per row a fraction at 64 rows of what it does at 10, and a
-    row leaves the batch once it has decided). Seeded per batch: the same subset and batch_rows give the same
-    samples. A batch also holds at most KV_TOKEN_BUDGET prompt tokens: every row carries its own copy of the prompt's
-    key/value cache, and the prompted baseline's prompt (rulebook and few-shot turns) is ~1,400 tokens, so 64 of
-    its rows would hold ~1.8 GB of cache in bf16."""
+    """`runs` sampled answers per subset item, read only up to the decision. Items are sampled together, about
+    `batch_rows` rows per batch (a decoding step reads every weight once for the whole batch: `make bench` prints
+    the cost per row at 16 and at 64 rows), and a row leaves the batch once it has decided. Seeded per batch: the
+    same subset and batch_rows give the same samples. A batch holds at most KV_TOKEN_BUDGET prompt tokens: every
+    row carries its own copy of the prompt's key/value cache, and the prompted baseline's prompt (rulebook and
+    few-shot turns) is over a thousand tokens."""
     longest = max((len(prompts.ids[i]) for i in subset), default=1)
     rows = max(runs, min(batch_rows, KV_TOKEN_BUDGET // longest))
     per_batch = max(1, rows // runs)

@@ -1,7 +1,6 @@
 """Padding-free training steps (train.pack_sequences): a batch's rows run as one sequence of their real tokens.
 
-A random batch pads its rows to the longest (rows of the knowledge data are 210-410 tokens: about a quarter of
-the positions of a batch of 8 are padding). Every linear layer computes the padding, and attention grows with
+A random batch pads its rows to the longest. Every linear layer computes the padding, and attention grows with
 the square of the padded width. Packed, the rows' real tokens are laid end to end in one row of the batch,
 positions restart at each row, and attention runs row by row (causal, each row over its own tokens only), so
 every row's numbers are those it gets alone. The total is rounded up to `multiple` tokens with a padding segment
