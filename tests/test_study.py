@@ -107,6 +107,20 @@ def test_study_trains_each_setting_and_judges_all_on_one_test_set(tiny_cfg, tmp_
     assert adapter.stat().st_mtime_ns == before
     assert json.loads((run_dir / paths.STUDY_JSON).read_text())["settings"] == summary["settings"]
 
+    # the folder of a setting lost (another machine): --prior reports it from the earlier summary, untrained
+    prior = tmp_path / "prior.json"
+    prior.write_text((run_dir / paths.STUDY_JSON).read_text())
+    import shutil
+
+    shutil.rmtree(run_dir / "small")
+    capsys.readouterr()
+    args = ["study", "--config", str(config), "--run-dir", str(run_dir), "--finished-only", "--prior", str(prior)]
+    assert main(args) == 0
+    assert f"read from {prior}" in capsys.readouterr().out and not (run_dir / "small").exists()
+    carried = json.loads((run_dir / paths.STUDY_JSON).read_text())["settings"]
+    assert list(carried) == ["small", "more-rules"] and carried["small"]["carried_from"] == str(prior)
+    assert {k: v for k, v in carried["small"].items() if k != "carried_from"} == summary["settings"]["small"]
+
 
 def test_study_refuses_a_test_seed_equal_to_a_training_seed(tiny_cfg, tmp_path, capsys):
     config = tmp_path / "study.yaml"
@@ -148,3 +162,24 @@ def test_a_killed_scoring_pass_continues_after_its_last_chunk(tmp_path, monkeypa
     (adapter / "adapter_model.safetensors").write_bytes(b"weights two")
     study_module.score_resumable(Scorer(), adapter, rows, 4, partial)
     assert calls[-3:] == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_prior_results_are_reported_without_training_again(tmp_path, capsys):
+    """A study folder lost with its machine: settings judged before come from the earlier knowledge_study.json
+    (same overrides), settings whose overrides changed are trained again, the rest stay pending."""
+    from fraudtune.errors import FraudtuneError
+    from fraudtune.study import prior_results
+
+    def result(overrides):
+        slices = {s: {"accuracy": 0.5, "n": 2} for s in ("clear_fraud", "clear_legitimate", "borderline")}
+        return {"overrides": overrides, "train_commit": "abcdef0123", "fine_tuned": {"slices": slices}}
+
+    prior = tmp_path / "knowledge_study.json"
+    prior.write_text(json.dumps({"settings": {"a": result(["x=1"]), "b": result(["y=1"]), "gone": result([])}}))
+    kept = prior_results(prior, {"a": ["x=1"], "b": ["y=2"], "c": []})
+    assert list(kept) == ["a"] and kept["a"]["carried_from"] == str(prior)  # b changed, gone is not in the config
+    with pytest.raises(FraudtuneError, match="no such file"):
+        prior_results(tmp_path / "missing.json", {})
+    (tmp_path / "bad.json").write_text("[1]")
+    with pytest.raises(FraudtuneError, match="not a knowledge_study.json"):
+        prior_results(tmp_path / "bad.json", {})

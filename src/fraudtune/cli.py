@@ -187,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", action="store_true", help="also copy the results to docs/results/")
     p.add_argument("--finished-only", action="store_true", help="train nothing: report the settings judged so far")
     p.add_argument("--only", action="append", default=None, metavar="NAME", help="train only this setting (repeatable)")
+    p.add_argument(
+        "--prior",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="an earlier knowledge_study.json (e.g. docs/results/): settings judged there (same overrides) are "
+        "reported from it instead of trained again",
+    )
     p.set_defaults(func=_study)
 
     p = sub.add_parser("roi", help="cost-benefit analysis from measured tokens and times")
@@ -443,7 +451,9 @@ def _study(args: argparse.Namespace) -> int:
 
     cfg = _cfg(args)
     docs = Path("docs/results") if args.docs else None
-    summary = study(cfg, _run_dir(args, cfg), docs_dir=docs, finished_only=args.finished_only, only=args.only)
+    summary = study(
+        cfg, _run_dir(args, cfg), docs_dir=docs, finished_only=args.finished_only, only=args.only, prior=args.prior
+    )
     print(render_markdown(summary))
     return 0
 

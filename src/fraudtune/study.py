@@ -49,6 +49,7 @@ def study(
     docs_dir: Path | None = None,
     finished_only: bool = False,
     only: list[str] | None = None,
+    prior: Path | None = None,
 ) -> dict[str, Any]:
     """Train and judge every setting of cfg.study, then write the study's table and chart.
 
@@ -61,6 +62,10 @@ def study(
         docs_dir: if given, the json/md/png results are copied there too (docs/results).
         finished_only: train nothing; report the settings judged so far and list the others as pending.
         only: train these settings (in the config's order) and no others; the others are reported if judged.
+        prior: an earlier knowledge_study.json (e.g. docs/results/): a setting with no result in run_dir is taken
+            from it when its overrides are the config's, instead of being trained again. A study folder need not
+            outlive the machine it ran on; the table then still holds every setting judged, each with the commit
+            and CPU it was trained on (and marked * if judged on another test draw).
     """
     run_dir = Path(run_dir)
     if not cfg.study.settings:
@@ -70,12 +75,17 @@ def study(
         raise FraudtuneError(f"study --only: no setting {unknown}; the config has {list(cfg.study.settings)}")
     profile = load_profile(cfg.data.profile)
     test = study_test_set(cfg, run_dir)
+    earlier = prior_results(prior, cfg.study.settings) if prior is not None else {}
     results, pending = {}, {}
     for i, (name, overrides) in enumerate(cfg.study.settings.items(), 1):
         skip = finished_only or (only is not None and name not in only)
-        if skip and not (run_dir / name / paths.STUDY_RESULT).exists():
-            pending[name] = overrides
-            continue
+        if not (run_dir / name / paths.STUDY_RESULT).exists():
+            if name in earlier:
+                results[name] = earlier[name]
+                continue
+            if skip:
+                pending[name] = overrides
+                continue
         log.info("study: setting %d/%d: %s (%s)", i, len(cfg.study.settings), name, " ".join(overrides) or "base")
         results[name] = run_setting(cfg, run_dir, name, overrides, test, profile)
         _write_summary(cfg, run_dir, test, profile, results, pending)  # readable while the next one trains
@@ -85,6 +95,25 @@ def study(
         for name in (paths.STUDY_JSON, paths.STUDY_MD, paths.STUDY_CHART):
             shutil.copyfile(run_dir / name, docs_dir / name)
     return summary
+
+
+def prior_results(prior: Path, settings: dict[str, list[str]]) -> dict[str, Any]:
+    """The results of an earlier study summary whose setting is still in `settings` with the same overrides (a
+    setting whose overrides changed is another recipe: it is trained again), each marked with where it came
+    from."""
+    if not Path(prior).is_file():
+        raise FraudtuneError(f"study --prior: {prior}: no such file (an earlier knowledge_study.json)")
+    try:
+        stored = read_json(prior).get("settings") or {}
+    except (ValueError, AttributeError) as exc:
+        raise FraudtuneError(f"study --prior: {prior}: not a knowledge_study.json ({exc})") from exc
+    kept = {}
+    for name, result in stored.items():
+        if name in settings and list(result.get("overrides", [])) == list(settings[name]):
+            kept[name] = {**result, "carried_from": str(prior)}
+        elif name in settings:
+            log.warning("study --prior: %s: its overrides changed since %s; it will be trained again", name, prior)
+    return kept
 
 
 def _write_summary(
@@ -378,6 +407,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "",
         *(
             f"- `{name}`: `{' '.join(r['overrides']) or '(the base config)'}`{_cpu_note(r.get('train_cpu'))}"
+            + (f"; trained at {r['train_commit'][:7]}, read from {r['carried_from']}" if r.get("carried_from") else "")
             for name, r in summary["settings"].items()
         ),
         *(
