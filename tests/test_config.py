@@ -70,3 +70,16 @@ def test_cli_config_error_exits_1_with_one_line(capsys):
     assert main(["train", "--set", "lora.r=0", "--run-dir", "/tmp/never-used"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "lora.r" in err[0]
+
+
+def test_the_knowledge_recipe_is_the_study_setting_it_names():
+    """configs/knowledge.yaml is the knowledge study's best setting, written out: it must not drift from it."""
+    from fraudtune.config import with_overrides
+
+    study = load_config(REPO_ROOT / "configs" / "knowledge_study.yaml")
+    name = "et-all16top20-n2000-k100i25-e2-fw5"
+    assert name in (REPO_ROOT / "configs" / "knowledge.yaml").read_text()
+    setting = with_overrides(study, study.study.settings[name], name)
+    recipe = load_config(REPO_ROOT / "configs" / "knowledge.yaml")
+    for section in ("data", "model", "lora", "train"):
+        assert getattr(recipe, section) == getattr(setting, section), section
